@@ -1,0 +1,64 @@
+# Entry points for netra-ws. Every target builds its own virtualenv in .venv, so a fresh
+# clone needs nothing but python3 and make. A stamp file per install set records a finished
+# install; it depends on the requirements files and pyproject.toml, so repeated runs skip pip
+# until one of those changes.
+
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip
+PIP_FLAGS ?= -q
+PYTEST_ARGS ?=
+DEMO_ARGS ?=
+
+RUN_STAMP := $(VENV)/.installed-run
+DEV_STAMP := $(VENV)/.installed-dev
+
+.PHONY: help demo test lab lint setup setup-dev clean
+
+help:
+	@echo "make demo       set up .venv and run the Issue #937 investigation against the embedded server"
+	@echo "make test       set up .venv (with dev tools), run ruff check and pytest (PYTEST_ARGS=...)"
+	@echo "make lab        set up .venv and open JupyterLab on notebooks/"
+	@echo "make lint       run ruff check"
+	@echo "make setup      install requirements.txt and netra_ws (editable) into .venv"
+	@echo "make setup-dev  install requirements-dev.txt and netra_ws (editable) into .venv"
+	@echo "make clean      remove .venv and build/test caches (data/ is kept)"
+
+# The interpreter is the venv's marker; prerequisites below use it order-only (|) because
+# its timestamp is the base interpreter's, not the venv's.
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install $(PIP_FLAGS) --upgrade pip
+
+$(RUN_STAMP): requirements.txt pyproject.toml | $(PY)
+	$(PIP) install $(PIP_FLAGS) -r requirements.txt
+	$(PIP) install $(PIP_FLAGS) -e . --no-deps
+	@touch $@
+
+$(DEV_STAMP): requirements.txt requirements-dev.txt pyproject.toml | $(PY)
+	$(PIP) install $(PIP_FLAGS) -r requirements-dev.txt -e .
+	@touch $@
+
+setup: $(RUN_STAMP)
+
+setup-dev: $(DEV_STAMP)
+
+demo: $(RUN_STAMP)
+	$(PY) -m netra_ws demo $(DEMO_ARGS)
+
+test: $(DEV_STAMP)
+	$(VENV)/bin/ruff check .
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+lint: $(DEV_STAMP)
+	$(VENV)/bin/ruff check .
+
+lab: $(RUN_STAMP)
+	$(VENV)/bin/jupyter lab notebooks/
+
+clean:
+	rm -rf $(VENV) build dist .pytest_cache .ruff_cache .hypothesis
+	find . -path ./data -prune -o -name '*.egg-info' -prune -exec rm -rf {} + \
+		-o -name __pycache__ -prune -exec rm -rf {} + \
+		-o -name .ipynb_checkpoints -prune -exec rm -rf {} +
