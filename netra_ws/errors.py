@@ -1,0 +1,145 @@
+"""Every exception ``netra_ws`` raises, under one base class.
+
+The tree::
+
+    NetraWsError
+    ├── ConnectFailed             the TCP/TLS connection or the handshake did not complete
+    │   ├── ConnectRefused        nothing listens there (or DNS failed)
+    │   └── HandshakeRejected     the server answered the upgrade with an HTTP status (401, 403, …)
+    ├── AuthenticationFailed      accepted, then AUTH_FAILED and/or close 1008
+    ├── SessionClosed             the connection closed while the caller was waiting
+    ├── WaitTimeout               nothing matching arrived in time (also the open timeout)
+    ├── FrameParseError           a frame is not a JSON object (recorded raw, never dropped)
+    └── TraceFormatError          a file is not a netra-ws trace
+
+Each exception carries the evidence that explains it (status, headers, close code, the
+frames received while waiting) so a notebook can show it and a report can quote it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = [
+    "AuthenticationFailed",
+    "ConnectFailed",
+    "ConnectRefused",
+    "FrameParseError",
+    "HandshakeRejected",
+    "NetraWsError",
+    "SessionClosed",
+    "TraceFormatError",
+    "WaitTimeout",
+]
+
+
+class NetraWsError(Exception):
+    """Base class of every error raised by netra_ws; catch this to catch them all."""
+
+
+class ConnectFailed(NetraWsError):
+    """The connection could not be opened. ``url`` has its secrets removed."""
+
+    def __init__(self, message: str, *, url: str = "", cause: BaseException | None = None):
+        super().__init__(message)
+        self.url = url
+        self.cause = cause
+
+
+class ConnectRefused(ConnectFailed):
+    """Nothing accepted the TCP connection: check the host, the port and that the server runs."""
+
+
+class HandshakeRejected(ConnectFailed):
+    """The server refused the WebSocket upgrade with an HTTP status.
+
+    401 usually means "no token", 403 "a token that was not accepted" or, on some servers,
+    "none of the offered subprotocols is supported". ``headers`` are redacted.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        url: str = "",
+        status: int,
+        headers: dict[str, str] | None = None,
+        body: str = "",
+    ):
+        super().__init__(message, url=url)
+        self.status = status
+        self.headers = headers or {}
+        self.body = body
+
+
+class AuthenticationFailed(NetraWsError):
+    """The server accepted the connection, then refused the credentials.
+
+    The Netra main endpoint sends an ``error_message`` frame with ``error_code`` AUTH_FAILED
+    and closes with 1008. ``frame`` is that frame's received record (or None when only the
+    close was seen); ``close_code`` and ``close_reason`` are None when no close arrived.
+    Supply a valid token (``token=…``) or check the auth form the server expects.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        frame: Any = None,
+        close_code: int | None = None,
+        close_reason: str | None = None,
+    ):
+        super().__init__(message)
+        self.frame = frame
+        self.close_code = close_code
+        self.close_reason = close_reason
+
+
+class SessionClosed(NetraWsError):
+    """The connection closed while the caller waited; ``received`` holds what came meanwhile."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        close_code: int | None = None,
+        close_reason: str | None = None,
+        received: list[Any] | None = None,
+    ):
+        super().__init__(message)
+        self.close_code = close_code
+        self.close_reason = close_reason
+        self.received = received or []
+
+
+class WaitTimeout(NetraWsError):
+    """Nothing matching arrived within ``timeout`` seconds.
+
+    ``waited_for`` says what was expected; ``received`` holds the frames that did arrive in
+    the meantime (often the explanation: an ``ack``, an error, a heartbeat).
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        waited_for: str = "",
+        timeout: float | None = None,
+        received: list[Any] | None = None,
+    ):
+        super().__init__(message)
+        self.waited_for = waited_for
+        self.timeout = timeout
+        self.received = received or []
+
+
+class FrameParseError(NetraWsError, ValueError):
+    """A frame is not a JSON object. The raw frame is still recorded; ``reason`` says why."""
+
+    def __init__(self, reason: str):
+        super().__init__(reason)
+        self.reason = reason
+
+
+class TraceFormatError(NetraWsError, ValueError):
+    """A file is not a netra-ws trace (no readable ``meta`` header, or no records at all)."""
