@@ -1,0 +1,614 @@
+"""The async session: connect, authenticate, send, record every frame, collect events.
+
+A thin network shell. Every frame is recorded by a background reader the moment
+``websockets`` hands it over (wall and monotonic clocks read before any parsing), whether
+or not the caller is reading, so the trace shows what the server really sent and when.
+Parsing, the trace format and redaction live in the pure modules.
+
+Typical use in a notebook cell (top-level ``await``)::
+
+    async with connect(url, token=token, trace="data/run.jsonl") as session:
+        first = await session.next(timeout=5)
+        await session.send_user_message("What did we spend last month?")
+        result = await session.collect(until="agent_completed", timeout=30)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+from typing import Any, Literal
+
+import websockets
+from websockets.asyncio.client import ClientConnection
+from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus, InvalidURI
+
+from .errors import (
+    AuthenticationFailed,
+    ConnectFailed,
+    ConnectRefused,
+    FrameParseError,
+    HandshakeRejected,
+    SessionClosed,
+    WaitTimeout,
+)
+from .events import Event, normalize
+from .redact import redact_headers, redact_subprotocol, redact_text, redact_url
+from .tokens import encode_subprotocol_token
+from .trace import Trace, TraceWriter
+
+__all__ = ["AUTH_FORMS", "Collected", "Handshake", "Received", "Session", "connect"]
+
+AuthForm = Literal["header", "subprotocol", "both", "none"]
+AUTH_FORMS: tuple[str, ...] = ("header", "subprotocol", "both", "none")
+Until = str | Iterable[str] | Callable[["Received"], bool] | None
+
+# How long to wait for the close that follows an AUTH_FAILED frame, to report its code.
+_AUTH_CLOSE_GRACE = 1.0
+
+
+class Received:
+    """One received frame: its trace ``record`` and, lazily, its normalized :class:`Event`."""
+
+    __slots__ = ("__dict__", "record")
+
+    def __init__(self, record: dict[str, Any]):
+        self.record = record
+
+    @property
+    def name(self) -> str | None:
+        """The real event name (``agent_started``, ``connection_established``, …) or None."""
+        return self.record.get("event")
+
+    @property
+    def data(self) -> str:
+        """The frame as received (base64 for binary frames)."""
+        return self.record["data"]
+
+    @property
+    def seq(self) -> int:
+        return self.record["seq"]
+
+    @property
+    def t_mono_ns(self) -> int:
+        return self.record["t_mono_ns"]
+
+    @property
+    def parse_error(self) -> str | None:
+        return self.record.get("parse_error")
+
+    @cached_property
+    def event(self) -> Event | None:
+        """The normalized event with its payload; None when the frame did not parse."""
+        if self.parse_error is not None:
+            return None
+        try:
+            return normalize(self.data)
+        except FrameParseError:
+            return None
+
+    def json(self) -> Any:
+        """The decoded JSON value; raises ``ValueError`` for frames that are not JSON."""
+        return json.loads(self.data)
+
+    def __repr__(self) -> str:
+        what = self.name or self.parse_error or self.record.get("type")
+        return f"<Received #{self.seq} {what!r} {self.record.get('size')} B>"
+
+
+@dataclass(frozen=True)
+class Handshake:
+    """Evidence from the opening handshake. Headers and subprotocol are redacted."""
+
+    status: int
+    subprotocol: str | None
+    response_headers: dict[str, str]
+    offered_subprotocols: list[str]
+    auth: str
+    connect_ms: float
+
+
+@dataclass
+class Collected:
+    """What :meth:`Session.collect` gathered.
+
+    ``reason`` is ``"matched"`` (``matched`` holds the frame that satisfied ``until``),
+    ``"timeout"`` or ``"closed"``. Check ``reason`` before trusting ``frames``: a timeout
+    with no agent events is the #937 symptom, not a pass.
+    """
+
+    frames: list[Received] = field(default_factory=list)
+    matched: Received | None = None
+    reason: str = "timeout"
+    elapsed_s: float = 0.0
+
+    @property
+    def names(self) -> list[str | None]:
+        """The event names in arrival order."""
+        return [r.name for r in self.frames]
+
+    def __len__(self) -> int:
+        return len(self.frames)
+
+    def __iter__(self):
+        return iter(self.frames)
+
+
+_CLOSED = object()  # queue sentinel: the connection is gone
+
+
+class Session:
+    """One recorded WebSocket connection. Create it with :func:`connect`."""
+
+    def __init__(self, ws: ClientConnection, writer: TraceWriter, handshake: Handshake, url: str):
+        self._ws = ws
+        self._writer = writer
+        self.handshake = handshake
+        self.url = url  # redacted
+        self.received: list[Received] = []
+        self.close_code: int | None = None
+        self.close_reason: str | None = None
+        self._queue: asyncio.Queue[Any] = asyncio.Queue()
+        self._closed = asyncio.Event()
+        self._reader = asyncio.create_task(self._read_forever(), name="netra-ws-reader")
+
+    # -- recording ---------------------------------------------------------------------
+
+    async def _read_forever(self) -> None:
+        try:
+            while True:
+                data = await self._ws.recv()
+                # Clocks first: parsing and writing must not shift the timestamps.
+                t_wall_ns, t_mono_ns = time.time_ns(), time.perf_counter_ns()
+                record = self._writer.frame(
+                    "receive", data, t_wall_ns=t_wall_ns, t_mono_ns=t_mono_ns
+                )
+                item = Received(record)
+                self.received.append(item)
+                self._queue.put_nowait(item)
+        except ConnectionClosed as exc:
+            self._record_close(exc)
+        except Exception as exc:  # a reader must never die silently: record, then stop
+            self._writer.record(
+                "error",
+                stage="receive",
+                exception=type(exc).__name__,
+                message=redact_text(str(exc)),
+            )
+        finally:
+            self._closed.set()
+            self._queue.put_nowait(_CLOSED)
+
+    def _record_close(self, exc: ConnectionClosed) -> None:
+        rcvd = exc.rcvd
+        self.close_code = rcvd.code if rcvd is not None else 1006
+        self.close_reason = rcvd.reason if rcvd is not None else ""
+        self._writer.record(
+            "close",
+            code=self.close_code,
+            reason=self.close_reason,
+            # No close frame received means the TCP connection just went away (1006).
+            received_close_frame=rcvd is not None,
+            sent_close_frame=exc.sent is not None,
+            initiated_by="server" if exc.rcvd_then_sent else ("client" if exc.sent else "network"),
+        )
+
+    def mark(self, label: str, **fields: Any) -> dict[str, Any]:
+        """Write a mark into the trace ("negative probe: quiet window 5 s begins")."""
+        return self._writer.mark(label, **fields)
+
+    @property
+    def trace_path(self) -> Path | None:
+        """Where the trace is written, or None for an in-memory session."""
+        return self._writer.path
+
+    @property
+    def closed(self) -> bool:
+        return self._closed.is_set()
+
+    def records(self) -> list[dict[str, Any]]:
+        """Every trace record so far (meta excluded), in order."""
+        return list(self._writer.records)
+
+    def to_trace(self) -> Trace:
+        """The session as a :class:`~netra_ws.trace.Trace` (for ``to_frame()`` and charts)."""
+        return Trace(path=self._writer.path, meta=self._writer.meta, records=self.records())
+
+    def to_frame(self):
+        """One row per frame so far, as ``Trace.to_frame()`` gives it."""
+        return self.to_trace().to_frame()
+
+    # -- sending -----------------------------------------------------------------------
+
+    async def send(self, message: Mapping[str, Any] | str | bytes) -> dict[str, Any]:
+        """Send a JSON object (dict), a text frame (str) or a binary frame (bytes).
+
+        Returns the trace record of the sent frame. Raises :class:`SessionClosed` when the
+        connection is already closed.
+        """
+        data = json.dumps(message) if isinstance(message, Mapping) else message
+        if not isinstance(data, (str, bytes)):
+            raise TypeError(f"send() takes a dict, str or bytes, not {type(message).__name__}")
+        if self.closed:
+            raise self._closed_error("send()", [])
+        record = self._writer.frame(
+            "send", data, t_wall_ns=time.time_ns(), t_mono_ns=time.perf_counter_ns()
+        )
+        try:
+            await self._ws.send(data)
+        except ConnectionClosed:
+            await self._closed.wait()
+            raise self._closed_error("send()", []) from None
+        return record
+
+    async def send_user_message(
+        self, text: str, *, form: Literal["flat", "payload"] = "flat", **fields: Any
+    ) -> dict[str, Any]:
+        """Send ``user_message``, the input that starts an agent run.
+
+        ``form="flat"`` is the #937 script's ``{type, message, timestamp, …}``;
+        ``form="payload"`` the CLI client's ``{type, payload:{content, timestamp, …}}``.
+        Extra ``fields`` (``thread_id``, ``run_id``, ``user_id``…) go where the form puts them.
+        """
+        now = time.time()
+        if form == "flat":
+            message = {"type": "user_message", "message": text, "timestamp": now, **fields}
+        elif form == "payload":
+            message = {
+                "type": "user_message",
+                "payload": {"content": text, "timestamp": now, **fields},
+            }
+        else:
+            raise ValueError(f"form must be 'flat' or 'payload', not {form!r}")
+        return await self.send(message)
+
+    # -- receiving ---------------------------------------------------------------------
+
+    async def _get(self, deadline: float) -> Received | None:
+        """Next frame before ``deadline`` (loop time), None on timeout; raises when closed."""
+        remaining = deadline - asyncio.get_running_loop().time()
+        if remaining <= 0 and self._queue.empty():
+            return None
+        try:
+            async with asyncio.timeout(max(remaining, 0)):
+                item = await self._queue.get()
+        except TimeoutError:
+            return None
+        if item is _CLOSED:
+            self._queue.put_nowait(_CLOSED)  # every later reader sees the close too
+            return item
+        return item
+
+    async def _check_auth(self, item: Received, seen: list[Received]) -> None:
+        if item.name == "error_message" and item.record.get("error_code") == "AUTH_FAILED":
+            try:
+                async with asyncio.timeout(_AUTH_CLOSE_GRACE):
+                    await self._closed.wait()
+            except TimeoutError:
+                pass
+            raise AuthenticationFailed(
+                "the server refused the credentials (AUTH_FAILED"
+                + (f", close {self.close_code})" if self.close_code else ")")
+                + ": pass a valid token=…, or check the auth form the server expects",
+                frame=item,
+                close_code=self.close_code,
+                close_reason=self.close_reason,
+            )
+
+    def _closed_error(self, waiting: str, seen: list[Received]) -> Exception:
+        if self.close_code == 1008:
+            return AuthenticationFailed(
+                f"connection closed with 1008 ({self.close_reason or 'policy violation'}) while"
+                f" waiting in {waiting}: the server refused the credentials",
+                close_code=self.close_code,
+                close_reason=self.close_reason,
+            )
+        return SessionClosed(
+            f"connection closed (code {self.close_code}, reason {self.close_reason!r}) while"
+            f" waiting in {waiting}",
+            close_code=self.close_code,
+            close_reason=self.close_reason,
+            received=seen,
+        )
+
+    def _deadline(self, timeout: float) -> float:
+        return asyncio.get_running_loop().time() + timeout
+
+    async def next(self, timeout: float = 5.0) -> Received:
+        """The next received frame, whatever it is.
+
+        Beware the #937 trap: right after connecting this is ``connection_established``,
+        not the reply to what you just sent. Raises :class:`WaitTimeout`,
+        :class:`SessionClosed` or :class:`AuthenticationFailed`.
+        """
+        item = await self._get(self._deadline(timeout))
+        if item is None:
+            raise WaitTimeout(
+                f"no frame within {timeout} s", waited_for="any frame", timeout=timeout
+            )
+        if item is _CLOSED:
+            raise self._closed_error("next()", [])
+        await self._check_auth(item, [])
+        return item
+
+    async def expect(
+        self, event: str | Callable[[Received], bool], timeout: float = 10.0
+    ) -> Received:
+        """Skip frames until ``event`` (a name or a predicate) arrives; return that frame.
+
+        The skipped frames stay in ``session.received`` and in the trace, and are attached
+        to the :class:`WaitTimeout` raised when nothing matches in time.
+        """
+        match = _matcher(event)
+        seen: list[Received] = []
+        deadline = self._deadline(timeout)
+        while True:
+            item = await self._get(deadline)
+            if item is None:
+                raise WaitTimeout(
+                    f"no {_describe(event)} within {timeout} s; received instead: "
+                    f"{[r.name or r.parse_error for r in seen] or 'nothing'}",
+                    waited_for=_describe(event),
+                    timeout=timeout,
+                    received=seen,
+                )
+            if item is _CLOSED:
+                raise self._closed_error(f"expect({_describe(event)})", seen)
+            await self._check_auth(item, seen)
+            if match(item):
+                return item
+            seen.append(item)
+
+    async def collect(self, until: Until = None, timeout: float = 30.0) -> Collected:
+        """Gather frames until ``until`` matches (inclusive), the timeout, or the close.
+
+        ``until`` is an event name, several names (any of them), a predicate on
+        :class:`Received`, or None to gather for the whole ``timeout``. Never raises on
+        timeout or close: read ``reason``. Raises :class:`AuthenticationFailed` when the
+        server refuses the credentials, because nothing else can arrive after that.
+        """
+        match = _matcher(until) if until is not None else None
+        result = Collected()
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        deadline = started + timeout
+        while True:
+            item = await self._get(deadline)
+            if item is None:
+                result.reason = "timeout"
+                break
+            if item is _CLOSED:
+                if self.close_code == 1008:
+                    raise self._closed_error("collect()", result.frames)
+                result.reason = "closed"
+                break
+            await self._check_auth(item, result.frames)
+            result.frames.append(item)
+            if match is not None and match(item):
+                result.reason, result.matched = "matched", item
+                break
+        result.elapsed_s = loop.time() - started
+        return result
+
+    async def quiet(self, window: float = 2.0) -> list[Received]:
+        """Everything that arrives within ``window`` seconds (the negative-probe primitive).
+
+        An empty list means the server stayed silent. Marks the window in the trace.
+        """
+        self.mark("quiet window begins", window_s=window)
+        result = await self.collect(None, timeout=window)
+        self.mark("quiet window ends", received=len(result.frames), reason=result.reason)
+        return result.frames
+
+    # -- closing -----------------------------------------------------------------------
+
+    async def close(self, code: int = 1000, reason: str = "") -> None:
+        """Close the connection, wait for the reader to record it, close the trace file."""
+        try:
+            await self._ws.close(code, reason)
+            async with asyncio.timeout(5):
+                await self._closed.wait()
+        except TimeoutError:
+            pass
+        finally:
+            self._reader.cancel()
+            self._writer.close()
+
+    async def __aenter__(self) -> Session:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()
+
+
+def _matcher(until: str | Iterable[str] | Callable[[Received], bool]) -> Callable[[Received], bool]:
+    if callable(until):
+        return until
+    if isinstance(until, str):
+        return lambda r: r.name == until
+    names = frozenset(until)
+    return lambda r: r.name in names
+
+
+def _describe(until: Any) -> str:
+    if isinstance(until, str):
+        return repr(until)
+    if callable(until):
+        return getattr(until, "__name__", "matching frame")
+    return " or ".join(repr(n) for n in until)
+
+
+def _auth_arguments(
+    token: str | None,
+    auth: str | None,
+    headers: Mapping[str, str] | None,
+    subprotocols: Iterable[str] | None,
+) -> tuple[str, dict[str, str], list[str]]:
+    form = auth or ("header" if token else "none")
+    if form not in AUTH_FORMS:
+        raise ValueError(f"auth must be one of {AUTH_FORMS}, not {auth!r}")
+    if form != "none" and not token:
+        raise ValueError(f"auth={form!r} needs a token=…; use auth='none' to connect without one")
+    out_headers = dict(headers or {})
+    offered = list(subprotocols or [])
+    if form in ("header", "both"):
+        out_headers["Authorization"] = f"Bearer {token}"
+    if form in ("subprotocol", "both"):
+        # The browser frontend's form: a bare name plus the base64url-encoded token.
+        offered = [
+            *([] if "jwt-auth" in offered else ["jwt-auth"]),
+            *offered,
+            encode_subprotocol_token(token),
+        ]
+    return form, out_headers, offered
+
+
+class connect:
+    """Open a recorded session: ``async with connect(url, …) as session:`` or ``await connect(…)``.
+
+    ``token`` with ``auth``: ``"header"`` (``Authorization: Bearer``, the default when a
+    token is given), ``"subprotocol"`` (``jwt-auth`` + ``jwt.<base64url>``, as the browser
+    does), ``"both"``, or ``"none"``. ``trace`` is a file path (``.jsonl``, must not exist),
+    an existing directory (a file name is made up), a :class:`TraceWriter`, or None to
+    keep the records in memory only. ``labels`` go into the trace's meta record.
+
+    Raises :class:`ConnectRefused`, :class:`HandshakeRejected` (HTTP 401/403…),
+    :class:`WaitTimeout` (``open_timeout``) or :class:`ConnectFailed`, each also recorded
+    in the trace as an ``error`` record.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        token: str | None = None,
+        auth: AuthForm | None = None,
+        headers: Mapping[str, str] | None = None,
+        subprotocols: Iterable[str] | None = None,
+        trace: str | Path | TraceWriter | None = None,
+        labels: Mapping[str, Any] | None = None,
+        open_timeout: float = 10.0,
+        max_size: int | None = 64 * 1024 * 1024,
+    ):
+        self._url = url
+        self._form, self._headers, self._offered = _auth_arguments(
+            token, auth, headers, subprotocols
+        )
+        self._trace = trace
+        self._labels = {**(labels or {}), "auth": self._form}
+        self._open_timeout = open_timeout
+        self._max_size = max_size
+        self._session: Session | None = None
+
+    def _writer(self) -> TraceWriter:
+        if isinstance(self._trace, TraceWriter):
+            return self._trace
+        path = Path(self._trace) if self._trace is not None else None
+        if path is not None and path.is_dir():
+            path = path / time.strftime(f"session-%Y%m%dT%H%M%S-{time.time_ns() % 10**6:06d}.jsonl")
+        return TraceWriter(path, target=self._url, labels=self._labels)
+
+    async def _open(self) -> Session:
+        writer = self._writer()
+        url = redact_url(self._url)
+        offered_redacted = [redact_subprotocol(s) for s in self._offered]
+        started = time.perf_counter()
+        try:
+            ws = await websockets.connect(
+                self._url,
+                additional_headers=self._headers or None,
+                subprotocols=self._offered or None,
+                open_timeout=self._open_timeout,
+                max_size=self._max_size,
+            )
+        except BaseException as exc:
+            error = _connect_error(exc, url, self._open_timeout)
+            details: dict[str, Any] = {}
+            if isinstance(error, HandshakeRejected):
+                details = {
+                    "http_status": error.status,
+                    "response_headers": error.headers,
+                    "body": error.body,
+                }
+            writer.record(
+                "error",
+                stage="connect",
+                exception=type(error).__name__,
+                message=str(error),
+                offered_subprotocols=offered_redacted,
+                request_header_names=sorted(self._headers),
+                **details,
+            )
+            writer.close()
+            if error is exc:
+                raise
+            raise error from exc
+        assert ws.response is not None
+        handshake = Handshake(
+            status=ws.response.status_code,
+            subprotocol=redact_subprotocol(ws.subprotocol) if ws.subprotocol else None,
+            response_headers=redact_headers(ws.response.headers.raw_items()),
+            offered_subprotocols=offered_redacted,
+            auth=self._form,
+            connect_ms=round((time.perf_counter() - started) * 1000, 3),
+        )
+        writer.record(
+            "open",
+            url=url,
+            http_status=handshake.status,
+            subprotocol=handshake.subprotocol,
+            offered_subprotocols=offered_redacted,
+            request_header_names=sorted(self._headers),
+            response_headers=handshake.response_headers,
+            auth=self._form,
+            connect_ms=handshake.connect_ms,
+        )
+        return Session(ws, writer, handshake, url)
+
+    def __await__(self):
+        return self._open().__await__()
+
+    async def __aenter__(self) -> Session:
+        self._session = await self._open()
+        return self._session
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        assert self._session is not None
+        await self._session.close()
+
+
+def _connect_error(exc: BaseException, url: str, timeout: float) -> BaseException:
+    """Translate what websockets and the OS raise into the netra_ws exception tree."""
+    if isinstance(exc, InvalidStatus):
+        response = exc.response
+        body = response.body.decode("utf-8", "replace")[:2000] if response.body else ""
+        return HandshakeRejected(
+            f"handshake rejected with HTTP {response.status_code} {response.reason_phrase}"
+            f" by {url}: {body.strip() or 'no body'}",
+            url=url,
+            status=response.status_code,
+            headers=redact_headers(response.headers.raw_items()),
+            body=redact_text(body),
+        )
+    if isinstance(exc, TimeoutError):
+        return WaitTimeout(
+            f"opening handshake with {url} took longer than {timeout} s",
+            waited_for="opening handshake",
+            timeout=timeout,
+        )
+    if isinstance(exc, ConnectionRefusedError):
+        return ConnectRefused(
+            f"connection refused by {url}: is the server running?", url=url, cause=exc
+        )
+    if isinstance(exc, OSError):
+        return ConnectRefused(f"cannot reach {url}: {exc}", url=url, cause=exc)
+    if isinstance(exc, (InvalidHandshake, InvalidURI)):
+        return ConnectFailed(
+            f"handshake with {url} failed: {redact_text(str(exc))}", url=url, cause=exc
+        )
+    return exc  # cancellation and programming errors pass through untouched
