@@ -1,0 +1,87 @@
+"""The blocking façade, in a script, inside a running loop, and in a real Jupyter kernel."""
+
+from __future__ import annotations
+
+import asyncio
+import textwrap
+
+import nbformat
+import pytest
+from conftest import FAST, t
+from nbclient import NotebookClient
+
+from netra_ws import read_trace, sync
+
+
+def test_sync_session_runs_a_workflow(server, tmp_path):
+    path = tmp_path / "sync.jsonl"
+    with sync.connect(server.url, trace=path) as session:
+        assert session.next(timeout=t(5)).name == "connection_established"
+        session.send_user_message("hello")
+        result = session.collect(until="agent_completed", timeout=t(10))
+    assert result.reason == "matched"
+    assert session.closed and session.close_code == 1000
+    assert read_trace(path).frames[-1]["event"] == "agent_completed"
+
+
+def test_sync_session_works_while_a_loop_runs_on_this_thread(server):
+    """A Jupyter kernel's situation: blocking calls made from inside a running loop."""
+
+    async def inside_a_running_loop():
+        with sync.connect(server.url) as session:
+            return session.next(timeout=t(5)).name
+
+    assert asyncio.run(inside_a_running_loop()) == "connection_established"
+
+
+NOTEBOOK_CELLS = [
+    """
+    import netra_ws
+    from netra_ws import sync
+    from netra_ws.server import EmbeddedServer, Scenario
+    server = EmbeddedServer(scenario=Scenario(first_delay=0.005, step_delay=0.005)).start()
+    """,
+    # Top-level await on the kernel's own loop.
+    """
+    async with netra_ws.connect(server.url) as session:
+        first = await session.next(timeout=TIMEOUT)
+        await session.send_user_message("from a notebook")
+        result = await session.collect(until="agent_completed", timeout=TIMEOUT)
+    assert first.name == "connection_established", first
+    assert result.reason == "matched", result.names
+    """,
+    # The blocking API in the same kernel.
+    """
+    with sync.connect(server.url) as s:
+        assert s.next(timeout=TIMEOUT).name == "connection_established"
+        s.send_user_message("blocking")
+        blocking = s.collect(until="agent_completed", timeout=TIMEOUT)
+    assert blocking.reason == "matched", blocking.names
+    print("names:", blocking.names)
+    """,
+    "server.stop()",
+]
+
+
+@pytest.mark.parametrize("nest", [False, True], ids=["plain", "nest_asyncio"])
+def test_notebook_with_top_level_await_and_blocking_api(nest):
+    cells = [f"TIMEOUT = {t(10)}"]
+    if nest:
+        cells.append("import nest_asyncio\nnest_asyncio.apply()")
+    cells += [textwrap.dedent(c).strip() for c in NOTEBOOK_CELLS]
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell(c) for c in cells]
+    nb.metadata["kernelspec"] = {
+        "name": "python3",
+        "display_name": "Python 3",
+        "language": "python",
+    }
+    NotebookClient(nb, timeout=int(t(60)), kernel_name="python3").execute()
+    printed = "".join(
+        o.get("text", "")
+        for c in nb.cells
+        for o in c.get("outputs", [])
+        if o["output_type"] == "stream"
+    )
+    assert "names: ['agent_started'" in printed and "'agent_completed']" in printed
+    assert FAST.step_delay == 0.005  # the notebook used the same fast scenario
