@@ -1,0 +1,131 @@
+"""Many runs at once: one trace file per workflow, combined into one DataFrame.
+
+A thin network shell over :func:`netra_ws.connect`. Each run connects, waits for the
+first frame, sends ``user_message`` and collects until ``agent_completed`` /
+``agent_error`` or the timeout. A run that fails (refused, rejected, closed, timed out) is
+recorded in its trace as an ``error`` record with ``stage="capture"`` and does not stop
+the others.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from tqdm.auto import tqdm
+
+from ._loop import LoopThread
+from .client import connect
+from .errors import NetraWsError
+from .events import TERMINAL_EVENTS
+from .server import EmbeddedServer
+from .trace import TraceWriter, load_traces
+
+__all__ = ["capture_runs"]
+
+
+async def _one_run(
+    url: str,
+    path: Path,
+    *,
+    message: str,
+    timeout: float,
+    labels: dict[str, Any],
+    connect_options: Mapping[str, Any],
+) -> str | None:
+    """Run one workflow into ``path``; return None on success, else what went wrong."""
+    writer = TraceWriter(path, target=url, labels=labels)
+    try:
+        async with connect(url, trace=writer, labels=labels, **connect_options) as session:
+            await session.next(timeout=timeout)
+            await session.send_user_message(message)
+            result = await session.collect(until=TERMINAL_EVENTS, timeout=timeout)
+            if result.reason != "matched":
+                problem = f"no terminal event: {result.reason} after {result.elapsed_s:.1f} s"
+                session.mark("capture: run incomplete", reason=result.reason)
+                return problem
+            return None
+    except NetraWsError as exc:
+        if not writer.closed:
+            writer.record("error", stage="capture", exception=type(exc).__name__, message=str(exc))
+            writer.close()
+        return f"{type(exc).__name__}: {exc}"
+
+
+def capture_runs(
+    target: str | None,
+    n: int,
+    *,
+    concurrency: int = 1,
+    out_dir: str | Path = "data/runs",
+    name: str | None = None,
+    message: str = "Analyze my costs for the last 30 days",
+    timeout: float = 30.0,
+    server_options: Mapping[str, Any] | None = None,
+    progress: bool = True,
+    **connect_options: Any,
+) -> pd.DataFrame:
+    """Capture ``n`` workflows and return all their frames as one DataFrame.
+
+    ``target`` is a URL, or None to start an :class:`EmbeddedServer` with
+    ``server_options`` (dialect, auth, scenario, faults…) for the duration.
+    ``concurrency`` sessions run at once (1 = sequential). Each run writes
+    ``<out_dir>/<name>/run-0001.jsonl`` …; the DataFrame is ``load_traces`` of them, with a
+    ``trace`` column naming the file, so :func:`netra_ws.analysis.assign_runs` and the
+    charts apply directly. ``connect_options`` (``token``, ``auth``…) go to
+    :func:`netra_ws.connect`. Failed runs are recorded in their traces and reported in
+    ``df.attrs["failures"]`` (run file → reason); check it before trusting a summary.
+    """
+    if n < 1:
+        raise ValueError(f"n must be at least 1, not {n}")
+    if concurrency < 1:
+        raise ValueError(f"concurrency must be at least 1, not {concurrency}")
+    name = name or time.strftime("capture-%Y%m%dT%H%M%S")
+    directory = Path(out_dir) / name
+    directory.mkdir(parents=True, exist_ok=False)
+    server = EmbeddedServer(**(server_options or {})).start() if target is None else None
+    url = server.url if server is not None else target
+    assert url is not None
+    paths = [directory / f"run-{i:04d}.jsonl" for i in range(1, n + 1)]
+
+    async def run_all() -> dict[str, str]:
+        gate = asyncio.Semaphore(concurrency)
+        failures: dict[str, str] = {}
+        bar = tqdm(total=n, desc=name, unit="run", disable=not progress)
+
+        async def guarded(index: int, path: Path) -> None:
+            async with gate:
+                labels = {"capture": name, "run_index": index}
+                problem = await _one_run(
+                    url,
+                    path,
+                    message=message,
+                    timeout=timeout,
+                    labels=labels,
+                    connect_options=connect_options,
+                )
+                if problem is not None:
+                    failures[path.name] = problem
+                bar.update(1)
+
+        try:
+            await asyncio.gather(*(guarded(i, p) for i, p in enumerate(paths, start=1)))
+        finally:
+            bar.close()
+        return failures
+
+    # A private loop thread, so this blocking call also works inside a Jupyter kernel.
+    runner = LoopThread(name="netra-ws-capture")
+    try:
+        failures = runner.run(run_all())
+    finally:
+        runner.stop()
+        if server is not None:
+            server.stop()
+    frame = load_traces(paths)
+    frame.attrs["failures"] = failures
+    return frame
