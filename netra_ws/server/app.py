@@ -1,9 +1,11 @@
 """The reference server: a real WebSocket server speaking the Netra protocol.
 
 Thin network shell around pure pieces: ``auth.py`` decides who connects, ``dialects.py``
-how frames look, ``scenario.py`` what a run does. Start it in-process with
+how frames look, ``scenario.py`` what a run does, ``faults.py`` what goes wrong in it and
+``replay.py`` what a recorded trace plays back. Start it in-process with
 :class:`EmbeddedServer` (a background thread, port 0) or from the shell with
-``python -m netra_ws serve``.
+``python -m netra_ws serve``. Everything it does is logged on the ``netra_ws.server``
+logger, every injected fault as a ``FAULT …`` line.
 """
 
 from __future__ import annotations
@@ -12,10 +14,12 @@ import asyncio
 import http
 import json
 import logging
+import os
 import time
 import uuid
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, TypeVar
 
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.datastructures import Headers
@@ -24,15 +28,26 @@ from websockets.http11 import Request, Response
 
 from ..events import CRITICAL_EVENTS, RUN_TRIGGER_TYPES, START_AGENT_TYPES
 from ..tokens import mint_token, resolve_secret
+from ..trace import Trace
 from .auth import AUTH_MODES, AuthResult, authenticate, select_subprotocol
 from .dialects import AgentEventContext, Dialect, error_frame, get_dialect, iso_now, status_frame
-from .scenario import Scenario, run_steps
+from .faults import Action, Fault, parse_fault, plan_run
+from .replay import Replay, ReplayPhase, load_replay
+from .scenario import Scenario, Step, run_rng, run_steps
 
-__all__ = ["DEFAULT_PATHS", "ReferenceServer", "ServerConfig"]
+__all__ = [
+    "DEFAULT_HEARTBEAT_INTERVAL",
+    "DEFAULT_MAX_MESSAGE_SIZE",
+    "DEFAULT_PATHS",
+    "ReferenceServer",
+    "ServerConfig",
+]
 
 log = logging.getLogger("netra_ws.server")
 
 DEFAULT_PATHS = ("/api/v1/websocket", "/ws")
+DEFAULT_HEARTBEAT_INTERVAL = 15.0  # staging's receive timeout (PROTOCOL.md §4)
+DEFAULT_MAX_MESSAGE_SIZE = 1024 * 1024  # what /ws/config advertises (PROTOCOL.md §1)
 
 # Output event names a confused client may send as input; the backend ignores them silently.
 _OUTPUT_NAMES = frozenset(CRITICAL_EVENTS) | {"agent_error", "agent_update", "final_report"}
@@ -45,8 +60,15 @@ class ServerConfig:
 
     ``auth``: ``demo`` (anyone is demo-user-001), ``relaxed`` (a bad token becomes a made-up
     ``relaxed_NNNN`` user), ``strict`` (accept, send AUTH_FAILED, close 1008) or ``reject``
-    (HTTP 401 without a token, 403 with a bad one). ``heartbeat_interval``: seconds of client
-    silence before the server sends a ``heartbeat`` (15 s as on staging).
+    (HTTP 401 without a token, 403 with a bad one). ``scenario``: what each agent run does
+    (:class:`Scenario`, or :func:`load_scenario` for a JSON file).
+
+    ``heartbeat_interval`` (seconds of client silence before a ``heartbeat``),
+    ``max_message_size`` (bytes; a bigger client frame gets close 1009) and ``seed`` (the
+    jitter and ``p=`` faults draw from it): None means the scenario's value, else 15 s,
+    1 MiB and 0. ``faults``: :class:`Fault` objects or SPEC strings (``faults.py``).
+    ``replay``: a :class:`Replay`, or a trace path / :class:`Trace`, served instead of
+    scripted runs, ``replay_speed`` times faster than recorded.
     """
 
     host: str = "127.0.0.1"
@@ -55,14 +77,26 @@ class ServerConfig:
     dialect: str = "bridge"
     scenario: Scenario = field(default_factory=Scenario)
     secret: str | None = None
-    heartbeat_interval: float = 15.0
-    max_message_size: int = 1024 * 1024
+    heartbeat_interval: float | None = None
+    max_message_size: int | None = None
+    seed: int | None = None
+    faults: Sequence[Fault | str] = ()
+    replay: Replay | str | os.PathLike[str] | Trace | None = None
+    replay_speed: float = 1.0
     paths: tuple[str, ...] = DEFAULT_PATHS
 
     def __post_init__(self) -> None:
         if self.auth not in AUTH_MODES:
             raise ValueError(f"unknown auth mode {self.auth!r}; known: {', '.join(AUTH_MODES)}")
         get_dialect(self.dialect)  # fail early on a typo
+        if not self.replay_speed > 0:
+            raise ValueError(f"replay_speed must be > 0, not {self.replay_speed}")
+        # Normalize once, here, so a bad SPEC or trace fails when the config is built.
+        # object.__setattr__ is how a frozen dataclass converts its own inputs.
+        faults = tuple(f if isinstance(f, Fault) else parse_fault(f) for f in self.faults)
+        object.__setattr__(self, "faults", faults)
+        if self.replay is not None and not isinstance(self.replay, Replay):
+            object.__setattr__(self, "replay", load_replay(self.replay))
 
 
 class ReferenceServer:
@@ -77,7 +111,19 @@ class ReferenceServer:
         self.dialect: Dialect = get_dialect(self.config.dialect)
         self._secret = resolve_secret(self.config.secret)
         self._server: Server | None = None
-        self.connections = 0  # connections accepted so far, for tests and logs
+        self.connections = 0  # connections accepted so far: the index of the latest one
+        # The values in force: the config's when set, else the scenario's, else the default.
+        scenario = self.config.scenario
+        self.heartbeat_interval: float = _first(
+            self.config.heartbeat_interval, scenario.heartbeat_interval, DEFAULT_HEARTBEAT_INTERVAL
+        )
+        self.max_message_size: int = _first(
+            self.config.max_message_size, scenario.max_message_size, DEFAULT_MAX_MESSAGE_SIZE
+        )
+        self.seed: int = _first(self.config.seed, scenario.seed, 0)
+        replay = self.config.replay
+        assert replay is None or isinstance(replay, Replay)  # ServerConfig loaded it
+        self.replay: Replay | None = replay.scaled(self.config.replay_speed) if replay else None
 
     # -- lifecycle ---------------------------------------------------------------------
 
@@ -89,13 +135,22 @@ class ReferenceServer:
             self.config.port,
             process_request=self._process_request,
             select_subprotocol=lambda _conn, offered: select_subprotocol(offered),
-            max_size=self.config.max_message_size,
+            max_size=self.max_message_size,
             # The Netra server pings nobody; heartbeats are application frames.
             ping_interval=None,
             logger=log,
+            # asyncio's default backlog (100) drops SYNs when a thousand clients connect at
+            # once, and each dropped SYN costs the client a one-second retransmit.
+            backlog=2048,
         )
+        mode = f"replay of {self.replay.source}" if self.replay else f"dialect={self.dialect.name}"
         log.info(
-            "listening on %s (auth=%s, dialect=%s)", self.url, self.config.auth, self.dialect.name
+            "listening on %s (auth=%s, %s, seed=%d, faults=%s)",
+            self.url,
+            self.config.auth,
+            mode,
+            self.seed,
+            ", ".join(f.description for f in self.config.faults) or "none",
         )
 
     async def stop(self) -> None:
@@ -169,9 +224,9 @@ class ReferenceServer:
 
     def _public_config(self) -> dict[str, Any]:
         return {
-            "heartbeat_interval": self.config.heartbeat_interval,
+            "heartbeat_interval": self.heartbeat_interval,
             "connection_timeout": 300,
-            "max_message_size": self.config.max_message_size,
+            "max_message_size": self.max_message_size,
             "compression": True,
             "dialect": self.dialect.name,
             "auth": self.config.auth,
@@ -200,19 +255,23 @@ class ReferenceServer:
             await ws.close(1008, "Authentication failed")
             return
         self.connections += 1
-        session = _Connection(self, ws, auth)
-        await session.run()
+        if self.replay is not None:
+            await _ReplayConnection(self, ws, self.connections, self.replay).run()
+        else:
+            await _Connection(self, ws, auth, self.connections).run()
 
 
 class _Connection:
-    """The server side of one accepted connection."""
+    """The server side of one accepted connection: the live protocol and scripted runs."""
 
-    def __init__(self, server: ReferenceServer, ws: ServerConnection, auth: AuthResult):
+    def __init__(self, server: ReferenceServer, ws: ServerConnection, auth: AuthResult, index: int):
         self.server = server
         self.ws = ws
+        self.index = index  # 1 for the server's first connection: what conn=N scopes match
         self.user_id = auth.user_id
         self.connection_id = f"main_{uuid.uuid4().hex[:12]}"
         self.runs: set[asyncio.Task[None]] = set()
+        self.runs_started = 0
         self.messages_processed = 0
         self.agent_events_sent = 0
 
@@ -220,7 +279,7 @@ class _Connection:
         await self.ws.send(json.dumps(frame))
 
     async def run(self) -> None:
-        log.info("%s opened user=%s", self.connection_id, self.user_id)
+        log.info("%s opened user=%s conn=%d", self.connection_id, self.user_id, self.index)
         try:
             await self.send(
                 status_frame(
@@ -241,14 +300,10 @@ class _Connection:
         finally:
             for task in self.runs:
                 task.cancel()
-            log.info(
-                "%s closed code=%s",
-                self.connection_id,
-                self.ws.close_code,
-            )
+            log.info("%s closed code=%s", self.connection_id, self.ws.close_code)
 
     async def _receive_loop(self) -> None:
-        interval = self.server.config.heartbeat_interval
+        interval = self.server.heartbeat_interval
         while True:
             try:
                 async with asyncio.timeout(interval):
@@ -274,7 +329,8 @@ class _Connection:
     async def _route(self, raw: str | bytes) -> None:
         try:
             message = json.loads(raw)
-        except (ValueError, UnicodeDecodeError):
+        except (ValueError, UnicodeDecodeError, RecursionError):
+            # RecursionError: "[[[[…" nested deeper than the parser's stack, still bad JSON.
             await self.send(error_frame("JSON_PARSE_ERROR", "Invalid JSON format"))
             return
         type_ = message.get("type") if isinstance(message, dict) else None
@@ -331,26 +387,145 @@ class _Connection:
                 )
             )
             return
-        run_id = _str_or(fields.get("run_id"), f"run_{uuid.uuid4().hex[:16]}")
-        thread_id = _str_or(fields.get("thread_id"), f"thread_{uuid.uuid4().hex[:16]}")
-        ctx = AgentEventContext(
-            run_id, thread_id, self.user_id, self.server.config.scenario.agent_name
+        self.runs_started += 1
+        number = self.runs_started
+        server = self.server
+        script = server.config.scenario.for_run(number)
+        steps = run_steps(script, text, run_rng(server.seed, self.index, number))
+        actions = plan_run(
+            steps,
+            server.config.faults,
+            connection=self.index,
+            run=number,
+            rng=run_rng(server.seed, self.index, number, "faults"),
+            size_limit=server.max_message_size,
         )
-        task = asyncio.create_task(self._play(ctx, text))
+        ctx = AgentEventContext(
+            _str_or(fields.get("run_id"), f"run_{uuid.uuid4().hex[:16]}"),
+            _str_or(fields.get("thread_id"), f"thread_{uuid.uuid4().hex[:16]}"),
+            self.user_id,
+            script.agent_name,
+        )
+        task = asyncio.create_task(self._play(ctx, actions, number))
         self.runs.add(task)
         task.add_done_callback(self.runs.discard)
 
-    async def _play(self, ctx: AgentEventContext, text: str) -> None:
-        log.info("%s run %s started", self.connection_id, ctx.run_id)
+    async def _play(self, ctx: AgentEventContext, actions: list[Action], number: int) -> None:
+        log.info("%s run %s started (run %d)", self.connection_id, ctx.run_id, number)
+
+        def render(step: Step) -> str:
+            self.agent_events_sent += 1
+            return json.dumps(self.server.dialect.agent_event(step.event, ctx, step.fields))
+
+        where = f"run={ctx.run_id} conn={self.connection_id}"
         try:
-            for step in run_steps(self.server.config.scenario, text):
-                await asyncio.sleep(step.delay)
-                await self.send(self.server.dialect.agent_event(step.event, ctx, step.fields))
-                self.agent_events_sent += 1
+            finished = await _perform(self.ws, actions, render=render, where=where)
         except ConnectionClosed:
             log.info("%s run %s cut: connection closed", self.connection_id, ctx.run_id)
             return
-        log.info("%s run %s completed", self.connection_id, ctx.run_id)
+        if finished:
+            log.info("%s run %s completed", self.connection_id, ctx.run_id)
+
+
+class _ReplayConnection:
+    """The server side of one connection in replay mode: play the trace, ignore the input."""
+
+    def __init__(self, server: ReferenceServer, ws: ServerConnection, index: int, replay: Replay):
+        self.server = server
+        self.ws = ws
+        self.index = index
+        self.replay = replay
+        self.connection_id = f"main_{uuid.uuid4().hex[:12]}"
+        self.first_message = asyncio.get_running_loop().create_future()
+
+    async def run(self) -> None:
+        log.info("%s opened for replay of %s", self.connection_id, self.replay.source)
+        player = asyncio.create_task(self._play())
+        try:
+            while True:
+                await self.ws.recv()
+                if not self.first_message.done():
+                    self.first_message.set_result(asyncio.get_running_loop().time())
+        except ConnectionClosed:
+            pass
+        finally:
+            player.cancel()
+            log.info("%s closed code=%s", self.connection_id, self.ws.close_code)
+
+    async def _play(self) -> None:
+        where = f"run=replay conn={self.connection_id}"
+        try:
+            if not await _perform(self.ws, self._actions(self.replay.greeting), where=where):
+                return
+            # Timed from the client's first message, even when the greeting outlasted it.
+            started = await self.first_message
+            actions = self._actions(self.replay.response, faults=self.server.config.faults)
+            await _perform(self.ws, actions, where=where, start=started)
+        except ConnectionClosed:
+            pass
+
+    def _actions(self, phase: ReplayPhase, faults: Sequence[Fault] = ()) -> list[Action]:
+        # The response counts as run 1 for fault scopes; the greeting is never faulted.
+        actions = plan_run(
+            phase.frames,
+            faults,
+            connection=self.index,
+            run=1,
+            rng=run_rng(self.server.seed, self.index, 1, "faults"),
+            size_limit=self.server.max_message_size,
+        )
+        ended = actions and actions[-1].kind in ("close", "abort")
+        if phase.close is not None and not ended:
+            close = phase.close
+            kind = "abort" if close.code == 1006 else "close"
+            actions.append(Action(kind, close.delay, code=close.code, reason=close.reason))
+        return actions
+
+
+async def _perform(
+    ws: ServerConnection,
+    actions: list[Action],
+    *,
+    where: str,
+    render: Callable[[Any], str | bytes] = lambda frame: frame.data,
+    start: float | None = None,
+) -> bool:
+    """Carry out ``actions`` on ``ws``; False when one of them ended the connection.
+
+    Each action is due ``delay`` seconds after the previous one was due, counted from
+    ``start`` (loop time, default now), so sleeping late once never shifts the rest.
+    """
+    loop = asyncio.get_running_loop()
+    due = loop.time() if start is None else start
+    rendered: dict[str | None, str | bytes] = {}
+    for action in actions:
+        due += action.delay
+        if due > loop.time():
+            await asyncio.sleep(due - loop.time())
+        for note in action.notes:
+            log.info("FAULT %s %s", note, where)
+        if action.kind == "send":
+            # Rendered once per step, so a duplicate is byte for byte the original.
+            if action.label not in rendered:
+                rendered[action.label] = render(action.item)
+            await ws.send(rendered[action.label])
+        elif action.kind == "raw":
+            assert action.data is not None
+            await ws.send(action.data)
+        elif action.kind == "close":
+            await ws.close(action.code or 1000, action.reason)
+            return False
+        elif action.kind == "abort":
+            ws.transport.abort()  # no close frame: the client sees 1006
+            return False
+    return True
+
+
+T = TypeVar("T")
+
+
+def _first(*values: T | None) -> T:
+    return next(value for value in values if value is not None)
 
 
 def _offered_subprotocols(headers: Headers) -> list[str]:

@@ -19,6 +19,10 @@ class EmbeddedServer:
             token = server.token("alice")
             ...connect to server.url...
 
+    Keyword arguments are :class:`ServerConfig` fields, for example
+    ``EmbeddedServer(scenario=load_scenario("runs.json"), faults=["drop:tool_completed"],
+    seed=7)`` or ``EmbeddedServer(replay="data/staging.jsonl", replay_speed=2)``.
+
     It runs on a separate loop from the client's on purpose: the two never share timing.
     """
 

@@ -1,0 +1,110 @@
+"""One server process holds 1,000 concurrent connections, each its own user, thread, run and
+timing, and never delivers one connection's events to another."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import subprocess
+import sys
+
+import pytest
+from conftest import run, t
+
+from netra_ws import connect
+from netra_ws.tokens import mint_token
+
+CONNECTIONS = 1000
+SECRET = "concurrency-test-secret-0123456789abcdef"
+RUN = [
+    "agent_started",
+    "agent_thinking",
+    "agent_thinking",
+    "tool_executing",
+    "tool_completed",
+    "agent_completed",
+]
+
+
+@pytest.fixture
+def server_process(tmp_path):
+    """``python -m netra_ws serve`` in its own process: strict auth, manager dialect, jitter."""
+    scenario = tmp_path / "load.json"
+    # Jittered steps, so the runs of different connections interleave on the wire; a long
+    # heartbeat interval, so connections that wait for the others get no extra frames.
+    scenario.write_text(
+        json.dumps(
+            {"first_delay": 0.05, "step_delay": 0.05, "jitter": 0.8, "heartbeat_interval": 600}
+        )
+    )
+    log = (tmp_path / "server.log").open("w")  # a file, not a pipe: thousands of log lines
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "netra_ws",
+            "serve",
+            "--port",
+            "0",
+            "--auth",
+            "strict",
+            "--secret",
+            SECRET,
+            "--dialect",
+            "manager",
+            "--scenario",
+            str(scenario),
+            "--seed",
+            "9",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=log,
+        text=True,
+    )
+    try:
+        url = proc.stdout.readline().strip()
+        assert url.startswith("ws://127.0.0.1:"), (tmp_path / "server.log").read_text()
+        yield url
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+        log.close()
+
+
+async def _open(url, index, gate):
+    user = f"u{index:04d}-load"  # unique in its first 8 characters, as connection_established shows
+    async with gate:
+        session = await connect(url, token=mint_token(user, secret=SECRET), open_timeout=t(30))
+    return user, session
+
+
+@pytest.mark.slow
+def test_a_thousand_concurrent_connections_stay_apart(server_process):
+    async def scenario():
+        gate = asyncio.Semaphore(100)  # handshakes in flight at once, not connections
+        opened = await asyncio.gather(*(_open(server_process, i, gate) for i in range(CONNECTIONS)))
+        try:
+            # Every connection is open before any run starts: the server holds all of them.
+            async def one(index, session):
+                await session.expect("connection_established", timeout=t(30))
+                await session.send_user_message(f"request {index}", thread_id=f"thread-{index}")
+                await session.collect(until="agent_completed", timeout=t(60))
+                await session.quiet(0.3)  # anything more would be someone else's
+
+            await asyncio.gather(*(one(i, s) for i, (_, s) in enumerate(opened)))
+            return [(user, list(session.received)) for user, session in opened]
+        finally:
+            await asyncio.gather(*(session.close() for _, session in opened))
+
+    results = run(scenario())
+    run_ids = set()
+    for index, (user, received) in enumerate(results):
+        names = [r.name for r in received]
+        assert names == ["connection_established", *RUN], (index, names)
+        assert received[0].event.payload["user_id"] == user[:8] + "..."
+        agent = [r.event for r in received[1:]]
+        assert {e.user_id for e in agent} == {user}, index
+        assert {e.thread_id for e in agent} == {f"thread-{index}"}, index
+        (run_id,) = {e.run_id for e in agent}
+        run_ids.add(run_id)
+    assert len(run_ids) == CONNECTIONS
