@@ -10,7 +10,9 @@ The tree::
     ├── SessionClosed             the connection closed while the caller was waiting
     ├── WaitTimeout               nothing matching arrived in time (also the open timeout)
     ├── FrameParseError           a frame is not a JSON object (recorded raw, never dropped)
-    └── TraceFormatError          a file is not a netra-ws trace
+    ├── TraceFormatError          a file is not a netra-ws trace
+    ├── HarFormatError            a file is not a HAR, or holds no WebSocket connection
+    └── RedactionError            a redaction pattern or secret is unusable, or a file unreadable
 
 Each exception carries the evidence that explains it (status, headers, close code, the
 frames received while waiting) so a notebook can show it and a report can quote it.
@@ -26,7 +28,9 @@ __all__ = [
     "ConnectRefused",
     "FrameParseError",
     "HandshakeRejected",
+    "HarFormatError",
     "NetraWsError",
+    "RedactionError",
     "SessionClosed",
     "TraceFormatError",
     "WaitTimeout",
@@ -143,3 +147,26 @@ class FrameParseError(NetraWsError, ValueError):
 
 class TraceFormatError(NetraWsError, ValueError):
     """A file is not a netra-ws trace (no readable ``meta`` header, or no records at all)."""
+
+
+class HarFormatError(NetraWsError, ValueError):
+    """A file is not a HAR capture that holds a WebSocket connection.
+
+    Not JSON, no ``log.entries``, or entries but none of them a WebSocket. ``entry_count`` is
+    the number of HAR entries when the file was a HAR (None otherwise). Export the HAR again
+    with the WebSocket connection in it (DevTools: filter "WS", reconnect with DevTools
+    open, then "Save all as HAR with content").
+    """
+
+    def __init__(self, message: str, *, entry_count: int | None = None):
+        super().__init__(message)
+        self.entry_count = entry_count
+
+
+class RedactionError(NetraWsError, ValueError):
+    """Redaction cannot be trusted as configured, or a file cannot be read to redact it.
+
+    An invalid or empty-matching pattern (``Redactor(patterns=…)``, ``$NETRA_WS_REDACT``), a
+    secret too short to register, or a file that is not UTF-8 text. Fix the input: nothing
+    is written while this is raised.
+    """
