@@ -7,16 +7,59 @@ import asyncio
 import contextlib
 import logging
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import TypeVar
 
-from .server import AUTH_MODES, DIALECTS, ReferenceServer, ServerConfig
+from .server import (
+    AUTH_MODES,
+    DIALECTS,
+    ReferenceServer,
+    ServerConfig,
+    load_replay,
+    load_scenario,
+    parse_fault,
+)
+from .server.faults import FAULT_GRAMMAR
 from .tokens import SECRET_ENV, mint_token
 
 __all__ = ["main"]
 
 
+_SERVE_EPILOG = f"""\
+fault SPEC grammar (--fault, repeatable):
+
+{FAULT_GRAMMAR}
+examples: drop:tool_completed  stall:agent_thinking#2:2.5@run=2
+          oversize:after=agent_started:bytes=2000000@conn=3,p=0.5
+Every fault is logged as: FAULT <kind> <event> run=<run_id> conn=<connection_id>
+"""
+
+T = TypeVar("T")
+
+
+def _argument(load: Callable[[str], T]) -> Callable[[str], T]:
+    """Wrap a loader for argparse ``type=`` so its ValueError text reaches the user."""
+
+    def convert(text: str) -> T:
+        try:
+            return load(text)
+        except (ValueError, OSError) as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+
+    convert.__name__ = load.__name__
+    return convert
+
+
+def _positive_float(text: str) -> float:
+    value = float(text)
+    if not value > 0:
+        raise ValueError(f"must be a number > 0, not {text}")
+    return value
+
+
 def _serve(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    options = {"scenario": args.scenario} if args.scenario is not None else {}
     config = ServerConfig(
         host=args.host,
         port=args.port,
@@ -24,6 +67,12 @@ def _serve(args: argparse.Namespace) -> int:
         dialect=args.dialect,
         secret=args.secret,
         heartbeat_interval=args.heartbeat_interval,
+        max_message_size=args.max_message_size,
+        seed=args.seed,
+        faults=args.fault,
+        replay=args.replay,
+        replay_speed=args.speed,
+        **options,
     )
 
     async def run() -> None:
@@ -63,16 +112,139 @@ def _demo(args: argparse.Namespace) -> int:
     return 0 if ok else 1
 
 
+def _probe(args: argparse.Namespace) -> int:
+    import os
+
+    from .expect import load_profile
+    from .probes import run_probes
+
+    # Credentials come by environment variable name, never on the command line (shell
+    # history, process lists).
+    token = os.environ.get(args.token_env or "NETRA_WS_TOKEN") or None
+    if args.token_env and token is None:
+        print(f"error: ${args.token_env} is not set or empty", file=sys.stderr)
+        return 2
+    secret = None
+    if args.secret_env:
+        secret = os.environ.get(args.secret_env) or None
+    if args.secret_env and secret is None:
+        print(f"error: ${args.secret_env} is not set or empty", file=sys.stderr)
+        return 2
+    try:
+        profile = load_profile(args.profile)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    report = asyncio.run(
+        run_probes(
+            args.url,
+            token=token,
+            auth=args.auth,
+            profile=profile,
+            secret=secret,
+            out=args.out,
+            timeout=args.timeout,
+            quiet=args.quiet,
+            dialect=args.dialect,
+            server_auth=args.server_auth,
+        )
+    )
+    print(report.to_text())
+    return 0 if report.passed else 1
+
+
+def _import_har(args: argparse.Namespace) -> int:
+    from .errors import NetraWsError
+    from .har import import_har
+    from .trace import read_trace
+
+    try:
+        paths = import_har(args.file, args.out)
+    except (NetraWsError, OSError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    for path in paths:
+        trace = read_trace(path)
+        flagged = sum(1 for r in trace.records if r.get("flags"))
+        note = f", {flagged} flagged record(s)" if flagged else ""
+        print(f"{path}  ({len(trace.frames)} frames{note})")
+    return 0
+
+
+def _export_har(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from .errors import NetraWsError
+    from .har import export_har
+
+    out = args.out or str(Path(args.trace).with_suffix(".har"))
+    try:
+        print(export_har(args.trace, out, overwrite=args.overwrite))
+    except (NetraWsError, OSError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="netra-ws", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
 
-    serve = commands.add_parser("serve", help="run the reference server until Ctrl-C")
+    serve = commands.add_parser(
+        "serve",
+        help="run the reference server until Ctrl-C",
+        description="Run the Netra reference server; its URL is printed alone on stdout.",
+        epilog=_SERVE_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8765, help="0 picks a free port")
     serve.add_argument("--auth", choices=AUTH_MODES, default="demo")
     serve.add_argument("--dialect", choices=sorted(DIALECTS), default="bridge")
-    serve.add_argument("--heartbeat-interval", type=float, default=15.0, metavar="SECONDS")
+    serve.add_argument(
+        "--scenario",
+        type=_argument(load_scenario),
+        metavar="FILE.json",
+        help="what agent runs do: thinking, tools, timing, jitter, errors, several runs"
+        " (format: netra_ws.server.scenario)",
+    )
+    serve.add_argument(
+        "--fault",
+        type=_argument(parse_fault),
+        action="append",
+        default=[],
+        metavar="SPEC",
+        help="inject a fault into runs; repeat for several (grammar below)",
+    )
+    serve.add_argument(
+        "--replay",
+        type=_argument(load_replay),
+        metavar="TRACE",
+        help="serve the frames a recorded trace received, with their timing, instead of runs",
+    )
+    serve.add_argument(
+        "--speed",
+        type=_argument(_positive_float),
+        default=1.0,
+        help="replay speed (2 = twice as fast)",
+    )
+    serve.add_argument(
+        "--seed", type=int, default=None, help="seed for jitter and p= faults (default: 0)"
+    )
+    serve.add_argument(
+        "--heartbeat-interval",
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        help="client silence before a heartbeat frame (default: the scenario's, else 15)",
+    )
+    serve.add_argument(
+        "--max-message-size",
+        type=int,
+        default=None,
+        metavar="BYTES",
+        help="bigger client frames get close 1009 (default: the scenario's, else 1048576)",
+    )
     serve.add_argument(
         "--secret",
         default=None,
@@ -94,6 +266,79 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--out", default="data", help="directory for the trace")
     demo.add_argument("--url", default=None, help="a real server instead of the embedded one")
     demo.set_defaults(func=_demo)
+
+    probe = commands.add_parser(
+        "probe",
+        help="the Issue #937 probes (connection, negative, workflow, auth) with verdicts",
+        description="Probe a server (or the embedded one) and print a verdict per probe; "
+        "exit 0 only when every probe passed. Traces go to OUT/probes-<time>/.",
+    )
+    probe.add_argument("url", nargs="?", default=None, help="target; omit for the embedded server")
+    probe.add_argument(
+        "--token-env",
+        default=None,
+        metavar="NAME",
+        help="environment variable holding the JWT (default: NETRA_WS_TOKEN when set)",
+    )
+    probe.add_argument(
+        "--secret-env",
+        default=None,
+        metavar="NAME",
+        help="environment variable holding the signing secret, for the expired-token row",
+    )
+    probe.add_argument(
+        "--auth",
+        choices=("header", "subprotocol", "both"),
+        default=None,
+        help="how to send the token (default: header)",
+    )
+    probe.add_argument(
+        "--profile",
+        default="netra-bridge",
+        help="netra-bridge (default), netra-suite, or a JSON profile file",
+    )
+    probe.add_argument(
+        "--dialect",
+        choices=sorted(DIALECTS),
+        default="bridge",
+        help="embedded server dialect (without URL)",
+    )
+    probe.add_argument(
+        "--server-auth",
+        choices=AUTH_MODES,
+        default="strict",
+        help="embedded server auth mode (without URL)",
+    )
+    probe.add_argument("--out", default="data", help="directory for the traces")
+    probe.add_argument(
+        "--timeout",
+        type=float,
+        default=30.0,
+        metavar="SECONDS",
+        help="how long to collect one agent run",
+    )
+    probe.add_argument(
+        "--quiet",
+        type=float,
+        default=2.0,
+        metavar="SECONDS",
+        help="how long to wait for a reply that must not come",
+    )
+    probe.set_defaults(func=_probe)
+    import_har = commands.add_parser(
+        "import-har", help="turn a browser/mitmproxy HAR capture into traces (one per WebSocket)"
+    )
+    import_har.add_argument("file", help="the .har (or mitmproxy .zhar) file")
+    import_har.add_argument("--out", default="data", help="directory for the traces")
+    import_har.set_defaults(func=_import_har)
+
+    export_har = commands.add_parser(
+        "export-har", help="write a trace as a HAR file that browser DevTools can import"
+    )
+    export_har.add_argument("trace", help="a trace file (.jsonl)")
+    export_har.add_argument("--out", default=None, help="the .har file (default: beside the trace)")
+    export_har.add_argument("--overwrite", action="store_true", help="replace an existing file")
+    export_har.set_defaults(func=_export_har)
     return parser
 
 

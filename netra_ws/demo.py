@@ -16,7 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .client import connect
-from .events import CRITICAL_EVENTS, TERMINAL_EVENTS
+from .events import TERMINAL_EVENTS
+from .expect import check_connection, check_no_reply, check_run
 from .server import EmbeddedServer
 
 __all__ = ["Check", "run_demo"]
@@ -45,37 +46,41 @@ async def run_demo(
     server = None if url else EmbeddedServer().start()
     try:
         async with connect(url or server.url, trace=trace, labels={"job": "demo-937"}) as session:
+            # The verdicts come from netra_ws.expect, the same checks the probes use.
             session.mark("check 1: first frame after connect")
-            first = await session.next(timeout=5)
+            await session.next(timeout=5)
+            connected = check_connection(session.records())
             checks = [
                 Check(
                     "connect: first frame is connection_established",
-                    first.name == "connection_established",
-                    f"first frame: {first.name or first.parse_error}",
+                    connected.passed,
+                    connected.explanation,
                 )
             ]
 
             session.mark("check 2: output event sent as input")
             await session.send({"type": "agent_started", "payload": {"agent_name": "test"}})
-            replies = await session.quiet(quiet_window)
+            await session.quiet(quiet_window)
+            silence = check_no_reply(session.records())
             checks.append(
                 Check(
                     "negative: agent_started sent as input gets no reply",
-                    not replies,
-                    f"{len(replies)} frame(s) in {quiet_window} s: {[r.name for r in replies]}",
+                    silence.passed,
+                    " ".join(c.explanation for c in silence),
                 )
             )
 
             session.mark("check 3: user_message starts an agent run")
             await session.send_user_message("Analyze my costs for the last 30 days")
-            run = await session.collect(until=TERMINAL_EVENTS, timeout=30)
-            names = [n for n in run.names if n in CRITICAL_EVENTS]
-            complete = run.reason == "matched" and all(e in names for e in CRITICAL_EVENTS)
+            await session.collect(until=TERMINAL_EVENTS, timeout=30)
+            run = check_run(session.records())
             checks.append(
                 Check(
                     "workflow: user_message yields the five critical events",
-                    complete and run.matched is not None and run.matched.name == "agent_completed",
-                    f"{run.reason} after {run.elapsed_s:.2f} s: {' → '.join(map(str, run.names))}",
+                    run.passed,
+                    run["order"].explanation
+                    if run.passed
+                    else " ".join(f"{c.name}: {c.explanation}" for c in run if not c.passed),
                 )
             )
     finally:
