@@ -5,6 +5,16 @@ to a trace (:mod:`netra_ws.trace`), check what arrived, and load traces into pan
 :class:`EmbeddedServer` is a reference Netra server so all of it runs offline.
 """
 
+from .analysis import (
+    assign_runs,
+    compare_runs,
+    event_gaps,
+    find_stalls,
+    phase_durations,
+    run_stats,
+    summarize_runs,
+)
+from .capture import capture_runs
 from .client import Collected, Handshake, Received, Session, connect
 from .errors import (
     AuthenticationFailed,
@@ -12,12 +22,26 @@ from .errors import (
     ConnectRefused,
     FrameParseError,
     HandshakeRejected,
+    HarFormatError,
     NetraWsError,
+    RedactionError,
     SessionClosed,
     TraceFormatError,
     WaitTimeout,
 )
 from .events import AGENT_EVENTS, CRITICAL_EVENTS, TERMINAL_EVENTS, Event, normalize
+from .expect import CheckResult, Checks, Profile, check_run, load_profile
+from .har import export_har, import_har
+from .probes import (
+    ProbeReport,
+    ProbeResult,
+    probe_auth,
+    probe_connection,
+    probe_negative,
+    probe_workflow,
+    run_probes,
+)
+from .redact import Redactor, register_secret
 from .server import EmbeddedServer, ReferenceServer, Scenario, ServerConfig, ToolCall
 from .tokens import mint_token
 from .trace import Trace, TraceWarning, TraceWriter, load_traces, read_parquet, read_trace
@@ -29,6 +53,8 @@ __all__ = [
     "CRITICAL_EVENTS",
     "TERMINAL_EVENTS",
     "AuthenticationFailed",
+    "CheckResult",
+    "Checks",
     "Collected",
     "ConnectFailed",
     "ConnectRefused",
@@ -37,8 +63,14 @@ __all__ = [
     "FrameParseError",
     "Handshake",
     "HandshakeRejected",
+    "HarFormatError",
     "NetraWsError",
+    "ProbeReport",
+    "ProbeResult",
+    "Profile",
     "Received",
+    "RedactionError",
+    "Redactor",
     "ReferenceServer",
     "Scenario",
     "ServerConfig",
@@ -50,10 +82,28 @@ __all__ = [
     "TraceWarning",
     "TraceWriter",
     "WaitTimeout",
+    "assign_runs",
+    "capture_runs",
+    "check_run",
+    "compare_runs",
     "connect",
+    "event_gaps",
+    "export_har",
+    "find_stalls",
+    "import_har",
+    "load_profile",
     "load_traces",
     "mint_token",
     "normalize",
+    "phase_durations",
+    "probe_auth",
+    "probe_connection",
+    "probe_negative",
+    "probe_workflow",
     "read_parquet",
     "read_trace",
+    "register_secret",
+    "run_probes",
+    "run_stats",
+    "summarize_runs",
 ]

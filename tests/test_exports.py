@@ -10,14 +10,20 @@ import netra_ws
 
 MODULES = [
     "netra_ws",
-    "netra_ws.events",
-    "netra_ws.trace",
+    "netra_ws.analysis",
+    "netra_ws.capture",
     "netra_ws.client",
-    "netra_ws.sync",
     "netra_ws.errors",
+    "netra_ws.events",
+    "netra_ws.expect",
+    "netra_ws.har",
+    "netra_ws.plots",
+    "netra_ws.probes",
     "netra_ws.redact",
-    "netra_ws.tokens",
     "netra_ws.server",
+    "netra_ws.sync",
+    "netra_ws.tokens",
+    "netra_ws.trace",
 ]
 
 
@@ -27,6 +33,72 @@ def test_all_names_exist_and_are_unique(name):
     assert len(set(module.__all__)) == len(module.__all__)
     for attr in module.__all__:
         assert hasattr(module, attr), f"{name}.__all__ lists missing {attr}"
+
+
+# Adding or removing a public name is a decision: update this list with it.
+PUBLIC = [
+    "AGENT_EVENTS",
+    "AuthenticationFailed",
+    "CRITICAL_EVENTS",
+    "CheckResult",
+    "Checks",
+    "Collected",
+    "ConnectFailed",
+    "ConnectRefused",
+    "EmbeddedServer",
+    "Event",
+    "FrameParseError",
+    "Handshake",
+    "HandshakeRejected",
+    "HarFormatError",
+    "NetraWsError",
+    "ProbeReport",
+    "ProbeResult",
+    "Profile",
+    "Received",
+    "RedactionError",
+    "Redactor",
+    "ReferenceServer",
+    "Scenario",
+    "ServerConfig",
+    "Session",
+    "SessionClosed",
+    "TERMINAL_EVENTS",
+    "ToolCall",
+    "Trace",
+    "TraceFormatError",
+    "TraceWarning",
+    "TraceWriter",
+    "WaitTimeout",
+    "assign_runs",
+    "capture_runs",
+    "check_run",
+    "compare_runs",
+    "connect",
+    "event_gaps",
+    "export_har",
+    "find_stalls",
+    "import_har",
+    "load_profile",
+    "load_traces",
+    "mint_token",
+    "normalize",
+    "phase_durations",
+    "probe_auth",
+    "probe_connection",
+    "probe_negative",
+    "probe_workflow",
+    "read_parquet",
+    "read_trace",
+    "register_secret",
+    "run_probes",
+    "run_stats",
+    "summarize_runs",
+]
+
+
+def test_top_level_names_are_pinned():
+    assert sorted(netra_ws.__all__) == PUBLIC
 
 
 def test_every_exception_derives_from_the_base():
