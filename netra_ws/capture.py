@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-from tqdm.auto import tqdm
+from tqdm import tqdm  # text bars: no ipywidgets needed in headless runs
 
 from ._loop import LoopThread
 from .client import connect

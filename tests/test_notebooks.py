@@ -1,0 +1,237 @@
+"""The walk-through notebooks: committed clean and paired, and each one runs headless.
+
+Each notebook is executed with papermill against the embedded reference server, the way
+``make demo`` runs them, into a temporary ``DATA_DIR``; the test then checks the evidence it
+saved there (traces, tables), not just that no cell raised. They are executed WITHOUT the
+final redaction step, so "no JWT in the executed notebook" proves the notebook itself never
+prints one. Also here: the helpers the notebooks share (``netra_ws.target``,
+``output_dir``/``latest_output``).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import nbformat
+import pytest
+from conftest import FAST, run
+
+from netra_ws import read_trace
+from netra_ws.events import CRITICAL_EVENTS
+from netra_ws.notebooks import (
+    execute_notebook,
+    latest_output,
+    notebook_dir,
+    output_dir,
+    stale_pairs,
+)
+from netra_ws.redact import redact_text
+from netra_ws.target import open_target
+
+WALKTHROUGH = ("01_connect", "02_broken_vs_correct", "03_authentication", "04_timing_analysis")
+# A JWT, and a JWT in the browser's base64url subprotocol form (base64 of 'eyJ' is 'ZXlK').
+JWT = re.compile(r"eyJ[A-Za-z0-9_-]*\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*")
+B64_JWT = re.compile(r"ZXlK[A-Za-z0-9_-]{20,}")
+# Every notebook takes these parameters, so one set of overrides fits all of them.
+PARAMETERS = {
+    "TARGET_URL": None,
+    "TOKEN_ENV": "NETRA_WS_TOKEN",
+    "DIALECT": "bridge",
+    "AUTH": "header",
+    "DATA_DIR": "../data",
+}
+
+
+def execute(name: str, tmp_path: Path) -> tuple[Path, Path]:
+    """Run one notebook headless; return the executed copy and the folder it wrote to."""
+    data = tmp_path / "data"
+    executed = execute_notebook(
+        name, tmp_path / "executed", parameters={"DATA_DIR": str(data)}, redact=False
+    )
+    return executed, latest_output(data, name)
+
+
+def assert_no_secrets(*paths: Path) -> None:
+    """No JWT, raw or base64url, in these files or in any text file under these folders."""
+    files = [f for p in paths for f in ([p] if p.is_file() else sorted(p.rglob("*")))]
+    for file in files:
+        if not file.is_file() or file.suffix == ".png":
+            continue
+        text = file.read_text(encoding="utf-8")
+        for pattern in (JWT, B64_JWT):
+            found = pattern.search(text)
+            assert found is None, f"{file}: token-shaped string {found.group()[:12]}…"
+
+
+def frames(path: Path, direction: str) -> list[str | None]:
+    return [f.get("event") for f in read_trace(path).frames if f["dir"] == direction]
+
+
+def records(path: Path, kind: str) -> list[dict]:
+    return [r for r in read_trace(path).records if r.get("kind") == kind]
+
+
+# --- the committed notebooks ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", WALKTHROUGH)
+def test_committed_notebook_is_clean_paired_and_parameterized(name):
+    nb = nbformat.read(notebook_dir() / f"{name}.ipynb", as_version=4)
+    assert nb.metadata["jupytext"]["formats"] == "ipynb,py:percent"
+    assert nb.metadata["kernelspec"]["name"] == "python3"
+    code = [c for c in nb.cells if c.cell_type == "code"]
+    for cell in code:
+        assert cell.outputs == [], f"{name}: committed with outputs: {cell.source[:60]!r}"
+        assert cell.execution_count is None, f"{name}: execution count in {cell.source[:60]!r}"
+    tagged = [c for c in code if "parameters" in c.metadata.get("tags", [])]
+    assert len(tagged) == 1, f"{name}: needs exactly one cell tagged 'parameters'"
+    values: dict = {}
+    exec(tagged[0].source, values)  # plain assignments, nothing else
+    for key, expected in PARAMETERS.items():
+        assert values[key] == expected, f"{name}: {key} = {values.get(key)!r}"
+    assert isinstance(values["TIMEOUT"], float) and isinstance(values["QUIET_WINDOW"], float)
+    assert (notebook_dir() / f"{name}.py").is_file()
+
+
+def test_every_notebook_pair_is_in_sync():
+    assert stale_pairs() == []
+
+
+# --- executed headless against the embedded server -----------------------------------------
+
+
+def test_01_connect_records_the_welcome_frame(tmp_path):
+    executed, out = execute("01_connect", tmp_path)
+    connect = out / "connect.jsonl"
+    assert frames(connect, "receive")[0] == "connection_established"
+    assert frames(connect, "send") == []  # the welcome frame came unasked
+    assert records(connect, "open")[0]["http_status"] == 101
+    probe = next(out.glob("connection-*.jsonl"))
+    assert frames(probe, "receive")[0] == "connection_established"
+    assert_no_secrets(executed, out)
+
+
+@pytest.mark.slow
+def test_02_reproduces_the_trap_then_the_correct_run(tmp_path):
+    executed, out = execute("02_broken_vs_correct", tmp_path)
+
+    broken = out / "broken-test.jsonl"
+    assert frames(broken, "send") == ["agent_started"]
+    # The single read returned the welcome frame; the quiet window brought nothing.
+    assert frames(broken, "receive") == ["connection_established"]
+    quiet_end = [m for m in records(broken, "mark") if m["label"] == "quiet window ends"]
+    assert quiet_end and quiet_end[0]["received"] == 0
+
+    correct = out / "correct.jsonl"
+    assert frames(correct, "send") == ["user_message"]
+    received = frames(correct, "receive")
+    assert set(CRITICAL_EVENTS) <= set(received) and received[-1] == "agent_completed"
+
+    # The honest failure: the staging-937 connection was the demo user and got no events.
+    workflows = {p: frames(p, "receive") for p in out.glob("workflow-*.jsonl")}
+    silent = [p for p, got in workflows.items() if got == ["connection_established"]]
+    complete = [p for p, got in workflows.items() if set(CRITICAL_EVENTS) <= set(got)]
+    assert len(silent) == 1 and len(complete) == 1, workflows
+    welcome = next(f for f in read_trace(silent[0]).frames if f["dir"] == "receive")
+    assert welcome["user_id"] == "demo-use..."
+    assert frames(silent[0], "send") == ["user_message", "user_message"]
+    assert_no_secrets(executed, out)
+
+
+def test_03_refuses_without_a_token_and_never_leaks_one(tmp_path):
+    executed, out = execute("03_authentication", tmp_path)
+
+    for pattern in ("auth-none-*.jsonl", "auth-expired-*.jsonl", "auth-bad-signature-*.jsonl"):
+        trace = next(out.glob(pattern))
+        assert [r["code"] for r in records(trace, "close")] == [1008], trace.name
+        refused = [f for f in read_trace(trace).frames if f["dir"] == "receive"]
+        assert refused[0].get("error_code") == "AUTH_FAILED", trace.name
+    assert [r["code"] for r in records(out / "no-token.jsonl", "close")] == [1008]
+
+    for form in ("header", "subprotocol"):
+        assert frames(out / f"{form}.jsonl", "receive")[-1] == "agent_completed", form
+    opened = records(out / "subprotocol.jsonl", "open")[0]
+    assert opened["subprotocol"] == "jwt.[REDACTED]"
+    # In demo mode the same credentials all get in, as the demo user.
+    demo = next((out / "demo-mode").glob("auth-none-*.jsonl"))
+    assert frames(demo, "receive")[0] == "connection_established"
+    assert_no_secrets(executed, out)
+
+
+@pytest.mark.slow
+def test_04_finds_the_injected_stall(tmp_path):
+    executed, out = execute("04_timing_analysis", tmp_path)
+
+    assert len(list((out / "runs").glob("run-*.jsonl"))) == 50
+    stalls = json.loads((out / "stalls.json").read_text())
+    injected = json.loads((out / "faults.json").read_text())
+    assert len(stalls) == 1 and len(injected) == 1
+    (stall,) = stalls
+    assert stall["run_id"] == injected[0]["run_id"]  # the run the server stalled
+    assert (stall["before_event"], stall["after_event"]) == ("agent_thinking", "agent_thinking")
+    assert stall["gap_s"] > 2.0
+    stalled = read_trace(out / "runs" / stall["trace"])
+    assert {f.get("run_id") for f in stalled.frames if f["dir"] == "receive"} >= {stall["run_id"]}
+    for chart in ("swimlanes", "slowest-run", "gaps", "gap-distribution", "comparison"):
+        assert (out / f"{chart}.png").stat().st_size > 10_000, chart
+    assert (out / "gap-overlay.png").is_file() and (out / "comparison.csv").is_file()
+    assert_no_secrets(executed, out)
+
+
+# --- the helpers the notebooks share --------------------------------------------------------
+
+
+def test_output_dir_makes_a_new_folder_per_execution_and_latest_output_finds_the_last(tmp_path):
+    first = output_dir(tmp_path, "01_connect")
+    second = output_dir(tmp_path, "01_connect")
+    assert first != second and first.is_dir() and second.is_dir()
+    assert first.parent == second.parent == tmp_path / "01_connect"
+    assert latest_output(tmp_path, "01_connect") == second
+    with pytest.raises(Exception, match="run that notebook first"):
+        latest_output(tmp_path, "02_broken_vs_correct")
+
+
+def test_embedded_target_connects_with_a_minted_token_it_never_shows():
+    with open_target(None, scenario=FAST, faults=["stall:agent_thinking:0.01"]) as target:
+        assert target.embedded and target.where is target.server
+        assert target.server.config.auth == "strict"
+        token = target.token
+        assert token and token not in repr(target) and token not in target.label
+
+        async def one_run():
+            async with target.connect() as session:
+                welcome = await session.next(timeout=5)
+                await session.send_user_message("hello")
+                result = await session.collect(until="agent_completed", timeout=5)
+            return welcome, result
+
+        welcome, result = run(one_run())
+        assert welcome.event.payload["user_id"] == "notebook..."
+        assert result.reason == "matched"
+        claims = target.token_claims().set_index("claim")["value"].to_dict()
+        assert claims["sub"] == "notebook-user" and claims["alg (header)"] == "HS256"
+        assert not any(token.split(".")[2] in value for value in claims.values())
+        faults = target.faults()
+        assert faults["kind"].tolist() == ["stall"]
+        assert faults["run_id"].tolist() == [result.matched.record["run_id"]]
+
+
+def test_url_target_reads_its_token_from_the_environment(monkeypatch):
+    monkeypatch.setenv("MY_TOKEN", "opaque-staging-credential")
+    target = open_target("wss://staging.example/api/v1/websocket?x=1", token_env="MY_TOKEN")
+    assert not target.embedded and target.where == target.url
+    assert target.connect_options() == {"token": "opaque-staging-credential", "auth": "header"}
+    assert "$MY_TOKEN" in repr(target) and "opaque" not in repr(target)
+    assert "x=1" not in target.label
+    # Registered as a secret: even a token of no known shape is redacted everywhere.
+    assert "opaque-staging-credential" not in redact_text("token opaque-staging-credential")
+
+    monkeypatch.delenv("MY_TOKEN")
+    bare = open_target("ws://127.0.0.1:1/ws", token_env="MY_TOKEN", auth="subprotocol")
+    assert bare.token is None and bare.connect_options() == {"token": None, "auth": "none"}
+    assert "not set" in repr(bare)
+    assert bare.token_claims().empty and bare.faults().empty
+    with pytest.raises(ValueError, match="auth must be one of"):
+        open_target("ws://127.0.0.1:1/ws", auth="cookie")
