@@ -56,6 +56,7 @@ __all__ = [
     "is_agent_event",
     "is_auth_failure",
     "normalize",
+    "normalize_fields",
     "parse_timestamp",
 ]
 
@@ -169,7 +170,25 @@ def normalize(frame: Mapping[str, Any] | str | bytes) -> Event:
     come back with ``envelope="unknown"`` and ``event=None`` rather than being dropped.
     """
     obj = _decode(frame)
+    fields, data, top_payload = _scalar_fields(obj)
+    payload = _payload(obj, fields["envelope"], data, top_payload)
+    return Event(**fields, payload=payload)
 
+
+def normalize_fields(frame: Mapping[str, Any] | str | bytes) -> dict[str, Any]:
+    """``normalize(frame).fields()``, in a third of the time: the Event is never built.
+
+    The trace writer calls this for every frame it records, where the payload is not
+    needed (the raw text keeps it). Raises :class:`~netra_ws.errors.FrameParseError` like
+    :func:`normalize`.
+    """
+    return _scalar_fields(_decode(frame))[0]
+
+
+def _scalar_fields(
+    obj: dict[str, Any],
+) -> tuple[dict[str, Any], dict[str, Any] | None, dict[str, Any] | None]:
+    """The ten scalar fields of a decoded frame, and its ``data`` and ``payload`` objects."""
     raw_type = obj.get("type")
     outer_type = raw_type if isinstance(raw_type, str) else None
     data = _as_dict(obj.get("data"))
@@ -178,19 +197,19 @@ def normalize(frame: Mapping[str, Any] | str | bytes) -> Event:
     envelope, event = _classify(obj, outer_type, data, top_payload)
     sources = _sources(obj, envelope, data, top_payload)
 
-    return Event(
-        event=event,
-        type=outer_type,
-        envelope=envelope,
-        run_id=_lookup_id(sources, "run_id"),
-        thread_id=_lookup_id(sources, "thread_id"),
-        user_id=_lookup_id(sources, "user_id"),
-        agent_name=_lookup_id(sources, "agent_name"),
-        tool_name=_lookup_id(sources, "tool_name"),
-        error_code=_lookup_id(sources, "error_code"),
-        server_ts=_lookup_timestamp(obj, envelope, data, top_payload),
-        payload=_payload(obj, envelope, data, top_payload),
-    )
+    fields = {  # in the order of _FIELD_NAMES, as Event.fields() gives them
+        "event": event,
+        "type": outer_type,
+        "envelope": envelope,
+        "run_id": _lookup_id(sources, "run_id"),
+        "thread_id": _lookup_id(sources, "thread_id"),
+        "user_id": _lookup_id(sources, "user_id"),
+        "agent_name": _lookup_id(sources, "agent_name"),
+        "tool_name": _lookup_id(sources, "tool_name"),
+        "error_code": _lookup_id(sources, "error_code"),
+        "server_ts": _lookup_timestamp(obj, envelope, data, top_payload),
+    }
+    return fields, data, top_payload
 
 
 def parse_timestamp(value: Any) -> float | None:
@@ -212,12 +231,14 @@ def parse_timestamp(value: Any) -> float | None:
     text = value.strip()
     if not text:
         return None
-    try:
-        number = float(text)
-    except ValueError:
-        pass
-    else:
-        return _from_number(number)
+    # float() never accepts a colon: skip the exception for every ISO time (the common case).
+    if ":" not in text:
+        try:
+            number = float(text)
+        except ValueError:
+            pass
+        else:
+            return _from_number(number)
     try:
         parsed = datetime.fromisoformat(text)
     except (ValueError, OverflowError):
@@ -271,8 +292,9 @@ def _loads(text: str) -> Any:
     try:
         return json.loads(text)
     except json.JSONDecodeError as exc:
+        # Some of json's messages end with "at" ("Unterminated string starting at").
         raise FrameParseError(
-            f"not JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
+            f"not JSON: {exc.msg.removesuffix(' at')} at line {exc.lineno} column {exc.colno}"
         ) from None
     except RecursionError:
         raise FrameParseError("JSON nested too deeply to decode") from None
@@ -367,9 +389,12 @@ def _sources(
 
 def _lookup_id(sources: list[dict[str, Any]], key: str) -> str | None:
     for source in sources:
-        value = _as_id(source.get(key))
+        value = source.get(key)
+        # Most keys are missing from most sources: skip the call for them.
         if value is not None:
-            return value
+            value = _as_id(value)
+            if value is not None:
+                return value
     return None
 
 
@@ -425,6 +450,12 @@ def _payload(
 
 
 def _as_dict(value: Any) -> dict[str, Any] | None:
+    # A decoded JSON object is already a dict; nothing here mutates it (payloads are copied
+    # when the Event is built), so only other mappings are copied.
+    if type(value) is dict:
+        return value
+    if value is None:  # the usual miss; isinstance() against an ABC is slow
+        return None
     return dict(value) if isinstance(value, Mapping) else None
 
 

@@ -530,7 +530,10 @@ def _wall_ns(value: Any) -> int | None:
 def _ns(seconds: float) -> int | None:
     """Unix seconds as ns, rounded to the microsecond; None beyond what int64 ns can hold."""
     # Microseconds: a float of unix seconds holds no more, and round() keeps export→import exact.
-    t_ns = round(seconds * 1_000_000) * 1000
+    micros = seconds * 1_000_000
+    if not math.isfinite(micros):  # 1e308 s is a float, but not a time: round() would raise
+        return None
+    t_ns = round(micros) * 1000
     return t_ns if 0 <= t_ns <= _MAX_NS else None
 
 
@@ -837,7 +840,8 @@ def _not_json(text: str, exc: json.JSONDecodeError) -> str:
         )
     if first.startswith("<"):
         return "it looks like HTML or XML, not JSON (a saved web page instead of a HAR?)"
-    return f"not JSON ({exc.msg} at line {exc.lineno} column {exc.colno})"
+    # Some of json's messages end with "at" ("Unterminated string starting at").
+    return f"not JSON ({exc.msg.removesuffix(' at')} at line {exc.lineno} column {exc.colno})"
 
 
 def _version() -> str:

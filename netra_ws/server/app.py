@@ -11,6 +11,7 @@ logger, every injected fault as a ``FAULT …`` line.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import http
 import json
 import logging
@@ -27,6 +28,7 @@ from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
 from ..events import CRITICAL_EVENTS, RUN_TRIGGER_TYPES, START_AGENT_TYPES
+from ..redact import RedactingFilter
 from ..tokens import mint_token, resolve_secret
 from ..trace import Trace
 from .auth import AUTH_MODES, AuthResult, authenticate, select_subprotocol
@@ -44,6 +46,9 @@ __all__ = [
 ]
 
 log = logging.getLogger("netra_ws.server")
+# websockets logs through this logger too (serve(logger=log)), and at DEBUG that includes
+# every handshake header: Authorization values and jwt.<token> subprotocols stop here.
+log.addFilter(RedactingFilter())
 
 DEFAULT_PATHS = ("/api/v1/websocket", "/ws")
 DEFAULT_HEARTBEAT_INTERVAL = 15.0  # staging's receive timeout (PROTOCOL.md §4)
@@ -252,7 +257,12 @@ class ReferenceServer:
                     )
                 )
             )
+            # Drop what the client sends meanwhile: more unread frames than websockets'
+            # max_queue pause reading, so the client's close frame would go unread until the
+            # 10 s close timeout (seen with a burst of user_messages sent before reading).
+            discard = asyncio.create_task(_discard(ws))
             await ws.close(1008, "Authentication failed")
+            await discard
             return
         self.connections += 1
         if self.replay is not None:
@@ -519,6 +529,13 @@ async def _perform(
             ws.transport.abort()  # no close frame: the client sees 1006
             return False
     return True
+
+
+async def _discard(ws: ServerConnection) -> None:
+    """Receive and drop every message until the connection is closed."""
+    with contextlib.suppress(ConnectionClosed):
+        while True:
+            await ws.recv()
 
 
 T = TypeVar("T")
