@@ -1,4 +1,4 @@
-"""``python -m netra_ws`` / ``netra-ws``: serve, token, demo."""
+"""``python -m netra_ws`` / ``netra-ws``: demo, probe, report, serve, token, import-har…"""
 
 from __future__ import annotations
 
@@ -98,18 +98,36 @@ def _token(args: argparse.Namespace) -> int:
 def _demo(args: argparse.Namespace) -> int:
     from .demo import run_demo
 
-    checks, trace = asyncio.run(run_demo(args.out, url=args.url))
-    width = max(len(c.name) for c in checks)
-    for check in checks:
-        print(f"{'PASS' if check.passed else 'FAIL'}  {check.name:<{width}}  {check.observed}")
-    print(f"trace: {trace}")
-    ok = all(c.passed for c in checks)
-    print(
-        "verdict: the server behaves as #937 found; the tests were wrong"
-        if ok
-        else "verdict: at least one check failed; read the trace"
-    )
-    return 0 if ok else 1
+    where = args.url or "the embedded reference server"
+    print(f"Issue #937 investigation against {where}: notebooks 01–05, headless", flush=True)
+    result = run_demo(args.out, url=args.url, progress=lambda line: print(line, flush=True))
+    print(f"report: {result.report}")
+    print(result.summary)
+    print(f"took {result.seconds:.1f} s")
+    return 0 if result.ok else 1
+
+
+def _report(args: argparse.Namespace) -> int:
+    from .report import build_report
+
+    try:
+        report = build_report(
+            args.sources, title=args.title, profile=args.profile, dialect=args.dialect
+        )
+    except ValueError as exc:  # an unknown --profile
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    if not report.traces:
+        print(f"error: no trace could be read from {' '.join(args.sources)}", file=sys.stderr)
+        for note in report.notes:
+            print(f"  {note}", file=sys.stderr)
+        return 2
+    path = report.write(args.out)
+    print(f"report: {path}")
+    for chart in report.chart_paths(path):
+        print(f"chart:  {chart}")
+    print(report.summary())
+    return 0
 
 
 def _probe(args: argparse.Namespace) -> int:
@@ -262,10 +280,35 @@ def build_parser() -> argparse.ArgumentParser:
     )
     token.set_defaults(func=_token)
 
-    demo = commands.add_parser("demo", help="the #937 checks against the embedded server")
-    demo.add_argument("--out", default="data", help="directory for the trace")
-    demo.add_argument("--url", default=None, help="a real server instead of the embedded one")
+    demo = commands.add_parser(
+        "demo",
+        help="the whole #937 investigation (notebooks 01–05, headless), then the report",
+        description="Execute the walk-through notebooks against the embedded server, write "
+        "OUT/report.md with its charts, and print the verdict; exit 0 when it passed.",
+    )
+    demo.add_argument("--out", default="data", help="directory for traces, notebooks, report")
+    demo.add_argument("--url", default=None, help="a real server instead (token: $NETRA_WS_TOKEN)")
     demo.set_defaults(func=_demo)
+
+    report = commands.add_parser(
+        "report",
+        help="turn saved traces into a Markdown issue comment with charts",
+        description="Recompute the verdicts from traces and write a Markdown report (charts "
+        "as PNG files next to it). A folder like data/ stands for the latest output of "
+        "each notebook; any other folder for every *.jsonl under it.",
+    )
+    report.add_argument("sources", nargs="+", help="trace files or folders")
+    report.add_argument("--out", default="report.md", help="the Markdown file to write")
+    report.add_argument(
+        "--title", default="Issue #937 — WebSocket agent events: findings", help="its heading"
+    )
+    report.add_argument(
+        "--profile", default=None, help="judge the workflow with this profile instead"
+    )
+    report.add_argument(
+        "--dialect", default=None, help="the embedded dialect under test (default: most common)"
+    )
+    report.set_defaults(func=_report)
 
     probe = commands.add_parser(
         "probe",

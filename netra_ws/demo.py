@@ -1,89 +1,261 @@
-"""The main job, first version: the three Issue #937 checks against the embedded server.
+"""The main job: the whole Issue #937 investigation, headless, then the report.
 
-1. connect and read the first frame: ``connection_established`` (the frame the flawed
-   tests mistook for a reply);
-2. send the output event ``agent_started`` as input and wait a quiet window: nothing comes
-   back;
-3. send ``user_message`` and collect until ``agent_completed``: a complete agent run.
+``python -m netra_ws demo`` (``make demo``) does what an engineer does in JupyterLab:
 
-Every frame goes to one trace under ``data/``; marks in the trace separate the checks.
+1. executes the walk-through notebooks 01–04 against the embedded reference server, two
+   at a time (they mostly wait on sockets); each saves its traces under
+   ``<out>/<notebook>/<time>/`` and an executed, redacted copy under ``<out>/notebooks/``
+   (with the kernel's log beside it);
+2. executes ``05_share_findings``, which writes the report ``<out>/report.md`` and its
+   charts (``<out>/report-*.png``) from those traces;
+3. returns the report's path and its one-line verdict.
+
+Without a ``notebooks/`` folder (netra_ws installed from a wheel) or a Jupyter kernel, it
+runs the probes instead and writes the report from their traces (``<out>/probes-<time>/``).
+A notebook that fails does not stop the others; the report says what is missing.
 """
 
 from __future__ import annotations
 
+import multiprocessing
+import os
 import time
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import Future, ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, Literal
 
-from .client import connect
-from .events import TERMINAL_EVENTS
-from .expect import check_connection, check_no_reply, check_run
-from .server import EmbeddedServer
+from .errors import NetraWsError
+from .expect import PASSED, Status
+from .notebooks import NOTEBOOKS, notebook_dir
 
-__all__ = ["Check", "run_demo"]
+__all__ = ["DEMO_PARAMETERS", "DemoResult", "NotebookRun", "run_demo"]
+
+# Parameters the demo sets per notebook, beside DATA_DIR, TARGET_URL, REPORT_PATH and NOTES
+# (where a notebook has them). Notebook 02 waits TIMEOUT twice for the staging-937
+# comparison that must get no reply; the embedded server answers in milliseconds, so 2 s
+# loses nothing. Notebook 04's TIMEOUT must exceed its injected stall: it keeps its own.
+DEMO_PARAMETERS: Mapping[str, Mapping[str, Any]] = {"02_broken_vs_correct": {"TIMEOUT": 2.0}}
+# How many notebooks run at once: on two cores, more only makes the kernels start slower.
+_JOBS = 2
+_REPORT = "report.md"
+# 01–04 in the order they are started: the longest first, so the short ones fill the gaps.
+_LONGEST_FIRST = ("04_timing_analysis", "02_broken_vs_correct", "01_connect", "03_authentication")
 
 
 @dataclass(frozen=True)
-class Check:
-    """One check of the demo: its name, whether it passed, and what was seen."""
+class NotebookRun:
+    """One notebook of the demo: ``status`` "ok", "failed" or "missing" (not in this
+    checkout), how long it took, its executed copy, and what went wrong."""
 
     name: str
-    passed: bool
-    observed: str
+    status: Literal["ok", "failed", "missing"]
+    seconds: float = 0.0
+    path: Path | None = None
+    error: str = ""
 
 
-async def run_demo(
-    out_dir: str | Path = "data", *, url: str | None = None, quiet_window: float = 1.0
-) -> tuple[list[Check], Path]:
-    """Run the three checks; return them and the trace path.
+@dataclass(frozen=True)
+class DemoResult:
+    """What the demo did: the ``report`` it wrote, its ``verdict`` and one-line ``summary``,
+    ``mode`` ("notebooks", or "probes" when notebooks could not run) and each notebook run.
 
-    Without ``url`` an embedded reference server (dialect ``bridge``, demo auth) is started
-    and stopped around the checks.
+    ``ok`` is True when the verdict passed and no notebook failed. Open the report next.
     """
-    out = Path(out_dir)
+
+    report: Path
+    verdict: Status
+    summary: str
+    mode: Literal["notebooks", "probes"]
+    notebooks: tuple[NotebookRun, ...]
+    seconds: float
+
+    @property
+    def ok(self) -> bool:
+        return self.verdict == PASSED and all(n.status != "failed" for n in self.notebooks)
+
+
+def run_demo(
+    out_dir: str | os.PathLike[str] = "data",
+    *,
+    url: str | None = None,
+    jobs: int = _JOBS,
+    progress: Callable[[str], None] | None = None,
+) -> DemoResult:
+    """Run the investigation into ``out_dir`` and write ``<out_dir>/report.md``.
+
+    ``url`` points the notebooks (their ``TARGET_URL``) at a real server; its token comes
+    from ``$NETRA_WS_TOKEN``, never an argument. ``jobs`` notebooks run at once.
+    ``progress`` gets one line per finished step (the CLI prints them). Blocking; safe to
+    call from a script or a notebook cell. Then open ``result.report``.
+    """
+    started, started_wall = time.perf_counter(), time.time()
+    say = progress or (lambda line: None)
+    out = Path(out_dir).resolve()
     out.mkdir(parents=True, exist_ok=True)
-    trace = out / time.strftime("demo-937-%Y%m%dT%H%M%S.jsonl")
-    server = None if url else EmbeddedServer().start()
+    report = out / _REPORT
+    runs: list[NotebookRun] = []
+    if _notebooks_runnable():
+        mode: Literal["notebooks", "probes"] = "notebooks"
+        runs, (verdict, summary) = _run_notebooks(out, url=url, jobs=jobs, say=say, report=report)
+        if not (report.is_file() and report.stat().st_mtime >= started_wall):
+            say("05_share_findings wrote no report: building it from the same traces")
+            verdict, summary = _write_report(out, report, runs)
+    else:
+        mode = "probes"
+        say("no notebooks/ folder or no Jupyter kernel here: running the probes instead")
+        verdict, summary = _run_probes(out, url=url, report=report)
+    return DemoResult(
+        report=report,
+        verdict=verdict,
+        summary=summary,
+        mode=mode,
+        notebooks=tuple(runs),
+        seconds=time.perf_counter() - started,
+    )
+
+
+def _notebooks_runnable() -> bool:
     try:
-        async with connect(url or server.url, trace=trace, labels={"job": "demo-937"}) as session:
-            # The verdicts come from netra_ws.expect, the same checks the probes use.
-            session.mark("check 1: first frame after connect")
-            await session.next(timeout=5)
-            connected = check_connection(session.records())
-            checks = [
-                Check(
-                    "connect: first frame is connection_established",
-                    connected.passed,
-                    connected.explanation,
-                )
-            ]
+        notebook_dir()
+        from jupyter_client.kernelspec import KernelSpecManager, NoSuchKernel
 
-            session.mark("check 2: output event sent as input")
-            await session.send({"type": "agent_started", "payload": {"agent_name": "test"}})
-            await session.quiet(quiet_window)
-            silence = check_no_reply(session.records())
-            checks.append(
-                Check(
-                    "negative: agent_started sent as input gets no reply",
-                    silence.passed,
-                    " ".join(c.explanation for c in silence),
-                )
-            )
+        KernelSpecManager().get_kernel_spec("python3")
+    except (NetraWsError, ImportError):
+        return False
+    except NoSuchKernel:
+        return False
+    return True
 
-            session.mark("check 3: user_message starts an agent run")
-            await session.send_user_message("Analyze my costs for the last 30 days")
-            await session.collect(until=TERMINAL_EVENTS, timeout=30)
-            run = check_run(session.records())
-            checks.append(
-                Check(
-                    "workflow: user_message yields the five critical events",
-                    run.passed,
-                    run["order"].explanation
-                    if run.passed
-                    else " ".join(f"{c.name}: {c.explanation}" for c in run if not c.passed),
-                )
-            )
+
+def _run_notebooks(
+    out: Path, *, url: str | None, jobs: int, say: Callable[[str], None], report: Path
+) -> tuple[list[NotebookRun], tuple[Status, str]]:
+    """Execute 01–04 side by side, then 05 (which writes the report) beside the verdict."""
+    folder = notebook_dir()
+    copies = out / "notebooks"
+    copies.mkdir(parents=True, exist_ok=True)
+    runs: dict[str, NotebookRun] = {}
+
+    def start(names: Sequence[str], notes: list[str]) -> dict[Future[tuple[float, str]], str]:
+        pending = {}
+        for name in names:
+            if not (folder / f"{name}.ipynb").is_file():
+                runs[name] = NotebookRun(name, "missing", error=f"no {folder / name}.ipynb")
+                say(_line(runs[name]))
+                continue
+            wanted = _parameters(name, out=out, url=url, report=report, notes=notes)
+            pending[pool.submit(_execute, name, str(copies), wanted)] = name
+        return pending
+
+    def finish(pending: dict[Future[tuple[float, str]], str]) -> None:
+        for future in as_completed(pending):
+            name = pending[future]
+            seconds, error = future.result()
+            path = copies / f"{name}.ipynb"
+            runs[name] = NotebookRun(name, "failed" if error else "ok", seconds, path, error)
+            say(_line(runs[name]))
+
+    # spawn: a clean interpreter per worker, whatever threads this process runs.
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=max(2, jobs), mp_context=context) as pool:
+        finish(start(_LONGEST_FIRST, []))
+        failed = [_failure_note(run) for run in runs.values() if run.status == "failed"]
+        last = start(NOTEBOOKS[-1:], failed)
+        # The verdict of the traces 05 reads, computed while 05 runs.
+        verdict = pool.submit(_verdict, str(out))
+        finish(last)
+        return [runs[name] for name in NOTEBOOKS], verdict.result()
+
+
+def _parameters(
+    name: str, *, out: Path, url: str | None, report: Path, notes: list[str]
+) -> dict[str, Any]:
+    """What the demo sets; :func:`_execute` keeps what the notebook's parameters cell has."""
+    wanted: dict[str, Any] = {
+        **DEMO_PARAMETERS.get(name, {}),
+        "DATA_DIR": str(out),
+        "REPORT_PATH": str(report),
+        "NOTES": notes,
+    }
+    if url is not None:
+        wanted["TARGET_URL"] = url
+    return wanted
+
+
+def _failure_note(run: NotebookRun) -> str:
+    return (
+        f"Notebook {run.name} failed during the demo ({run.error}); its part of this report "
+        f"may be missing or partial. The executed copy shows where it stopped: {run.path}."
+    )
+
+
+def _execute(name: str, copies: str, wanted: dict[str, Any]) -> tuple[float, str]:
+    """In a worker process: execute one notebook; (seconds, "" or what went wrong)."""
+    import papermill
+
+    from .notebooks import execute_notebook
+    from .redact import redact_file, redact_text
+
+    started = time.perf_counter()
+    known = papermill.inspect_notebook(str(notebook_dir() / f"{name}.ipynb"))
+    parameters = {key: value for key, value in wanted.items() if key in known}
+    log = Path(copies) / f"{name}.log"
+    with log.open("w", encoding="utf-8") as stream:
+        # The kernel inherits this process's stderr: its chatter goes to the log.
+        os.dup2(stream.fileno(), 2)
+        try:
+            execute_notebook(name, copies, parameters=parameters)
+            error = ""
+        except Exception as exc:
+            # papermill's error names the cell's exception; other errors say it themselves.
+            ename = getattr(exc, "ename", None) or type(exc).__name__
+            evalue = getattr(exc, "evalue", None) or str(exc)
+            error = redact_text(" ".join(f"{ename}: {evalue}".split())[:300])
+    redact_file(log)
+    return time.perf_counter() - started, error
+
+
+def _verdict(out: str) -> tuple[Status, str]:
+    """In a worker process: the verdict of the notebooks' latest traces under ``out``."""
+    from .report import build_report, investigation_sources
+
+    sources, notes = investigation_sources(out)
+    report = build_report(sources, notes=notes, charts=False)
+    return report.verdict, report.summary()
+
+
+def _write_report(out: Path, report: Path, runs: list[NotebookRun]) -> tuple[Status, str]:
+    """The report notebook 05 should have written, from the same traces."""
+    from .report import build_report, investigation_sources
+
+    sources, notes = investigation_sources(out)
+    notes += [_failure_note(run) for run in runs if run.status == "failed"]
+    built = build_report(sources, notes=notes)
+    built.write(report)
+    return built.verdict, built.summary()
+
+
+def _line(run: NotebookRun) -> str:
+    head = f"  {run.status:<8}{run.name:<24}"
+    if run.status == "missing":
+        return f"{head}skipped: {run.error}"
+    where = f"{run.seconds:5.1f} s  {run.path}"
+    return f"{head}{where}" + (f"\n{' ' * 10}{run.error}" if run.error else "")
+
+
+def _run_probes(out: Path, *, url: str | None, report: Path) -> tuple[Status, str]:
+    from ._loop import LoopThread
+    from .probes import run_probes
+    from .report import build_report
+
+    token = (os.environ.get("NETRA_WS_TOKEN") or None) if url else None
+    runner = LoopThread(name="netra-ws-demo")
+    try:
+        probes = runner.run(run_probes(url, token=token, out=out, quiet=1.0, timeout=5.0))
     finally:
-        if server is not None:
-            server.stop()
-    return checks, trace
+        runner.stop()
+    built = build_report(probes)
+    built.write(report)
+    return built.verdict, built.summary()

@@ -278,6 +278,14 @@ class _Target:
         return self._given
 
     @property
+    def labels(self) -> dict[str, str]:
+        """Trace labels naming the embedded server's dialect and auth mode (none for a URL),
+        so a report built from the traces alone can say what the probes met."""
+        if self.server is None:
+            return {}
+        return {"dialect": self.server.config.dialect, "server_auth": self.server.config.auth}
+
+    @property
     def label(self) -> str:
         if self.server is not None:
             config = self.server.config
@@ -343,7 +351,7 @@ async def probe_connection(
     fails, the explanation says why (refused handshake, AUTH_FAILED, another first frame).
     """
     with _Target(target, dialect=dialect, server_auth=server_auth) as tgt:
-        writer = _writer(out, "connection", tgt.url)
+        writer = _writer(out, "connection", tgt.url, **tgt.labels)
         facts: dict[str, Any] = {"target": tgt.label}
         try:
             async with connect(
@@ -416,7 +424,7 @@ async def probe_negative(
     if not names:
         raise ValueError("names must hold at least one event name to send")
     with _Target(target, dialect=dialect, server_auth=server_auth) as tgt:
-        writer = _writer(out, "negative", tgt.url)
+        writer = _writer(out, "negative", tgt.url, **tgt.labels)
         facts: dict[str, Any] = {"target": tgt.label, "quiet_s": quiet, "sent": list(names)}
         error: NetraWsError | None = None
         try:
@@ -508,9 +516,10 @@ async def probe_workflow(
     """
     prof = load_profile(profile)  # a bad profile fails here, before connecting
     with _Target(target, dialect=dialect, server_auth=server_auth) as tgt:
-        writer = _writer(out, "workflow", tgt.url, profile=prof.name)
+        writer = _writer(out, "workflow", tgt.url, profile=prof.name, **tgt.labels)
         facts: dict[str, Any] = {"target": tgt.label, "profile": prof.name, "forms": list(forms)}
         error: NetraWsError | None = None
+        timed_out: list[str] = []  # what each collection that hit the timeout last saw
         try:
             async with connect(tgt.url, **_credentials(tgt, token, auth), trace=writer) as session:
                 # No welcome frame is the connection probe's finding; carry on without it.
@@ -523,6 +532,8 @@ async def probe_workflow(
                     session.mark(
                         "workflow probe: collection ended", reason=run.reason, frames=len(run)
                     )
+                    if run.reason == "timeout":
+                        timed_out.append(_timeout_note(form, run.frames, timeout))
         except NetraWsError as exc:
             error = exc
     records = writer.records
@@ -538,6 +549,9 @@ async def probe_workflow(
         explanation = " ".join(
             f"{c.name}: {c.explanation}" for c in checks if c.status == FAILED
         ) or "; ".join(f"{c.name}: {c.explanation}" for c in checks if c.status != PASSED)
+        if timed_out:
+            # The checks see a run that did not end; only the probe knows it stopped waiting.
+            explanation = f"{'; '.join(timed_out)}. {explanation}"
         if error is not None:
             explanation = f"the connection failed: {_refused(error)} {explanation}"
     return ProbeResult(
@@ -549,6 +563,12 @@ async def probe_workflow(
         facts=facts,
         checks=checks,
     )
+
+
+def _timeout_note(form: str, frames: Sequence[Any], timeout: float) -> str:
+    last = next((f for f in reversed(frames) if f.name in AGENT_EVENTS), None)
+    seen = f"last event {last.name} #{last.seq}" if last is not None else "no agent event"
+    return f"no agent_completed within the {timeout:g} s timeout ({form} user_message); {seen}"
 
 
 # --- auth matrix -----------------------------------------------------------------------------
@@ -613,7 +633,13 @@ async def probe_auth(
         rows, traces = [], []
         for credential in _MATRIX:
             row, path = await _auth_row(
-                tgt.url, credential, tokens[credential.kind], out=out, timeout=timeout, text=text
+                tgt.url,
+                credential,
+                tokens[credential.kind],
+                out=out,
+                timeout=timeout,
+                text=text,
+                labels=tgt.labels,
             )
             rows.append(row)
             traces += [path] if path is not None else []
@@ -654,6 +680,7 @@ async def _auth_row(
     out: str | os.PathLike[str] | None,
     timeout: float,
     text: str,
+    labels: Mapping[str, str],
 ) -> tuple[dict[str, Any], Path | None]:
     """Try one credential; the row of the matrix and the trace of its connection."""
     row: dict[str, Any] = {
@@ -676,7 +703,7 @@ async def _auth_row(
             "bad-signature": "not tried: it is made from a valid token, and none was given.",
         }[credential.kind]
         return row, None
-    writer = _writer(out, f"auth-{credential.slug}", url, credential=credential.label)
+    writer = _writer(out, f"auth-{credential.slug}", url, credential=credential.label, **labels)
     row["trace"] = writer.path.name if writer.path is not None else None
     accepted = False
     try:

@@ -6,8 +6,9 @@ import subprocess
 import sys
 
 from conftest import run, t
+from test_demo import demo_run
 
-from netra_ws import connect, read_trace
+from netra_ws import CRITICAL_EVENTS, connect, read_trace
 from netra_ws.tokens import verify_token
 
 
@@ -64,16 +65,35 @@ def test_serve_command_prints_its_url_and_enforces_strict_auth():
     assert "listening on" in stderr
 
 
-def test_demo_command_runs_the_three_checks(tmp_path):
-    result = _cli("demo", "--out", str(tmp_path))
-    assert result.returncode == 0, result.stdout + result.stderr
-    assert result.stdout.count("PASS") == 3
-    traces = list(tmp_path.glob("demo-937-*.jsonl"))
-    assert len(traces) == 1
-    frames = read_trace(traces[0]).frames
-    events = [(f["dir"], f["event"]) for f in frames]
-    assert events[0] == ("receive", "connection_established")
-    assert events[1] == ("send", "agent_started")
-    # nothing received between the sent agent_started and the user_message
-    assert events[2] == ("send", "user_message")
-    assert events[-1] == ("receive", "agent_completed")
+def test_demo_command_runs_the_three_checks():
+    """The #937 checks, in the traces the demo's notebooks saved (one shared demo run)."""
+    demo = demo_run()
+    assert demo.result.returncode == 0, demo.result.stdout + demo.result.stderr
+    assert (demo.out / "report.md").is_file()
+    assert f"report: {demo.out / 'report.md'}" in demo.result.stdout
+
+    # 1. Connect, send nothing: the first frame is connection_established.
+    (connect,) = demo.out.glob("01_connect/*/connect.jsonl")
+    frames = read_trace(connect).frames
+    assert (frames[0]["dir"], frames[0]["event"]) == ("receive", "connection_established")
+
+    # 2. agent_started sent as input: nothing is received in its quiet window.
+    (negative,) = demo.out.glob("02_broken_vs_correct/*/negative-*.jsonl")
+    records = read_trace(negative).records
+    sent = next(i for i, r in enumerate(records) if r.get("event") == "agent_started")
+    begins = next(
+        i for i, r in enumerate(records[sent:], sent) if r.get("label") == "quiet window begins"
+    )
+    ends = next(
+        i for i, r in enumerate(records[begins:], begins) if r.get("label") == "quiet window ends"
+    )
+    assert records[begins]["window_s"] > 0 and records[ends]["received"] == 0
+    assert not [r for r in records[begins:ends] if r.get("kind") == "frame"]
+
+    # 3. user_message: a complete agent run, every critical event, in order.
+    (correct,) = demo.out.glob("02_broken_vs_correct/*/correct.jsonl")
+    events = [(f["dir"], f["event"]) for f in read_trace(correct).frames]
+    start = events.index(("send", "user_message"))
+    received = [event for direction, event in events[start:] if direction == "receive"]
+    assert received[0] == "agent_started" and received[-1] == "agent_completed"
+    assert set(CRITICAL_EVENTS) <= set(received)

@@ -18,11 +18,16 @@ output event sent as input gets no reply; and the structures of ``agent_started`
 ``agent_thinking``, ``tool_executing``, ``tool_completed`` and ``agent_completed``, each
 taken from events the server generated after a ``user_message`` — never from a hand-made
 event, so a server that sends nothing fails, with the likely causes in the message.
+
+The verdicts themselves come from :func:`evaluate_contract` (probe results in, one
+:class:`ContractResult` per test out), which :mod:`netra_ws.report` uses too.
 """
 
 from __future__ import annotations
 
-__all__ = ["SETTINGS"]
+from .verdicts import CONTRACT_TESTS, ContractResult, ContractStatus, evaluate_contract
+
+__all__ = ["CONTRACT_TESTS", "SETTINGS", "ContractResult", "ContractStatus", "evaluate_contract"]
 
 # Environment variable -> (default, meaning). The test module reads them at run time.
 SETTINGS: dict[str, tuple[str | None, str]] = {

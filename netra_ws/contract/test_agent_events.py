@@ -13,7 +13,8 @@ from typing import Any
 
 import pytest
 
-from netra_ws.contract import SETTINGS
+from netra_ws.contract import SETTINGS, ContractResult, evaluate_contract
+from netra_ws.contract.verdicts import SKIPPED
 from netra_ws.expect import PASSED, load_profile
 from netra_ws.probes import ProbeResult, probe_connection, probe_negative, probe_workflow
 from netra_ws.server import EmbeddedServer
@@ -52,57 +53,51 @@ def probes() -> dict[str, ProbeResult]:
         return asyncio.run(run(server))
 
 
-def _fail(result: ProbeResult, *reasons: str) -> None:
-    where = f" Trace: {', '.join(map(str, result.traces))}." if result.traces else ""
-    pytest.fail(f"{' '.join(reasons)}{where} Target: {result.facts.get('target')}.", pytrace=False)
+def _fail(result: ProbeResult | None, message: str) -> None:
+    where = ""
+    if result is not None:
+        where = f" Trace: {', '.join(map(str, result.traces))}." if result.traces else ""
+        where += f" Target: {result.facts.get('target')}."
+    pytest.fail(f"{message}{where}", pytrace=False)
 
 
-def _structure(probes: dict[str, ProbeResult], event: str) -> None:
-    workflow = probes["workflow"]
-    name = f"fields: {event}"
-    if name not in workflow.checks.names:
-        pytest.skip(f"the profile sets no required fields for {event}")
-    check = workflow.checks[name]
-    if check.status == PASSED:
-        return
-    reasons = [check.explanation]
-    arrived = workflow.checks["agent events"]
-    if arrived.status != PASSED:
-        reasons = [arrived.explanation]  # nothing arrived: the why is all that matters
-    elif "required events" in workflow.checks.names:
-        required = workflow.checks["required events"]
-        if required.status != PASSED and event in required.explanation:
-            reasons.append(required.explanation)
-    _fail(workflow, *reasons)
+@pytest.fixture(scope="module")
+def verdicts(probes: dict[str, ProbeResult]) -> dict[str, ContractResult]:
+    """The seven verdicts, judged once by the function the report uses too."""
+    return {verdict.test: verdict for verdict in evaluate_contract(probes)}
 
 
-def test_connection_established_on_connect(probes):
-    result = probes["connection"]
-    if result.status != PASSED:
-        _fail(result, result.explanation)
+def _judge(verdicts: dict[str, ContractResult], test: str) -> None:
+    verdict = verdicts[test]
+    if verdict.status == SKIPPED:
+        pytest.skip(verdict.message)
+    if verdict.status != PASSED:
+        _fail(verdict.probe, verdict.message)
 
 
-def test_output_event_sent_as_input_gets_no_reply(probes):
-    result = probes["negative"]
-    if result.status != PASSED:
-        _fail(result, result.explanation)
+def test_connection_established_on_connect(verdicts):
+    _judge(verdicts, "test_connection_established_on_connect")
 
 
-def test_agent_started_structure(probes):
-    _structure(probes, "agent_started")
+def test_output_event_sent_as_input_gets_no_reply(verdicts):
+    _judge(verdicts, "test_output_event_sent_as_input_gets_no_reply")
 
 
-def test_agent_thinking_structure(probes):
-    _structure(probes, "agent_thinking")
+def test_agent_started_structure(verdicts):
+    _judge(verdicts, "test_agent_started_structure")
 
 
-def test_tool_executing_structure(probes):
-    _structure(probes, "tool_executing")
+def test_agent_thinking_structure(verdicts):
+    _judge(verdicts, "test_agent_thinking_structure")
 
 
-def test_tool_completed_structure(probes):
-    _structure(probes, "tool_completed")
+def test_tool_executing_structure(verdicts):
+    _judge(verdicts, "test_tool_executing_structure")
 
 
-def test_agent_completed_structure(probes):
-    _structure(probes, "agent_completed")
+def test_tool_completed_structure(verdicts):
+    _judge(verdicts, "test_tool_completed_structure")
+
+
+def test_agent_completed_structure(verdicts):
+    _judge(verdicts, "test_agent_completed_structure")

@@ -1,0 +1,99 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # 05 — Share the findings
+#
+# **Issue #937, step 5.** The investigation is only useful once the people arguing about
+# "the WebSocket agent events are broken" can read it. This notebook turns the traces the
+# earlier notebooks saved into one Markdown comment for the issue:
+#
+# - the verdict of each probe and of the seven contract tests, **recomputed from the
+#   traces** (nothing is copied from the notebooks' outputs, so the report cannot disagree
+#   with the evidence);
+# - the key findings in plain sentences: what was sent, what came back, what it means;
+# - the event sequence of a representative run, timing statistics and two charts;
+# - the environment, and the commands that reproduce it all.
+#
+# It reads the newest output folder of each of notebooks 01–04 under `DATA_DIR`. A notebook
+# that has not run there is not an error: the report says its part is missing. Every text
+# in the report goes through the redactor, so no token reaches the issue.
+
+# %% tags=["parameters"]
+DATA_DIR = "../data"  # where notebooks 01–04 saved their traces (cwd is notebooks/)
+REPORT_PATH = "../data/report.md"  # the report; its charts go next to it as report-*.png
+TITLE = "Issue #937 — WebSocket agent events: findings"  # the report's heading
+EXTRA_SOURCES = []  # more trace files or folders to include, e.g. ["../data/probes-…"]
+NOTES = []  # sentences to add under the findings (the demo lists notebooks that failed)
+
+# %%
+from pathlib import Path
+
+import pandas as pd
+from IPython.display import Markdown
+
+from netra_ws.notebooks import NOTEBOOKS
+from netra_ws.report import build_report, investigation_sources
+
+sources, missing = investigation_sources(DATA_DIR)
+found = {folder.parent.name: folder for folder in sources}
+pd.DataFrame(
+    [
+        {
+            "notebook": name,
+            "latest output": found[name].name if name in found else "— not run",
+            "traces": len(list(found[name].rglob("*.jsonl"))) if name in found else 0,
+        }
+        for name in NOTEBOOKS[:-1]
+    ]
+)
+
+# %% [markdown]
+# ## Build the report
+#
+# `build_report` reads the traces, recomputes each probe's verdict with `netra_ws.expect`
+# (the probes labelled their traces, so each one finds its part) and judges the seven
+# contract tests with the function the pytest suite uses. Traces of a server deliberately
+# set up differently — notebook 02's `staging-937` comparison, notebook 03's demo-mode auth
+# matrix — are reported as comparisons, not as the verdict.
+
+# %%
+report = build_report([*sources, *EXTRA_SOURCES], title=TITLE, notes=[*missing, *NOTES])
+print(report.summary())
+report.probes
+
+# %% [markdown]
+# ## Write it
+#
+# The Markdown file and its charts (PNG, next to it, referenced by relative path). Paste the
+# Markdown into the issue and attach the PNGs; without them the alt text still says what
+# each chart shows, numbers included.
+
+# %%
+path = report.write(REPORT_PATH)
+print(f"report: {Path(path).resolve()}")
+for chart in report.chart_paths(path):
+    print(f"chart:  {chart.resolve()}")
+
+# %% [markdown]
+# ## The report, as the issue will show it
+
+# %%
+Markdown(report.to_markdown(embed_images=True))
+
+# %% [markdown]
+# **Next.** Read the report once as a stranger would: does every claim point at a trace? Then
+# post it. To rebuild it later from the same evidence, without the notebooks:
+# `python -m netra_ws report data/ --out data/report.md`.

@@ -1,0 +1,125 @@
+"""The main job end to end: ``python -m netra_ws demo --out DIR`` in a subprocess, as
+``make demo`` runs it: notebooks 01–05 against the embedded server, then the report.
+
+The demo runs once per test session (:func:`demo_run`, about 40 s) with a known signing
+secret and a minted token in its environment; ``tests/test_cli.py`` reads the same run.
+"""
+
+from __future__ import annotations
+
+import atexit
+import functools
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from netra_ws import demo
+from netra_ws.notebooks import NOTEBOOKS
+from netra_ws.tokens import encode_subprotocol_token, mint_token
+
+SECRET = "demo-test-signing-secret-0123456789abcdef"
+JWT = re.compile(r"eyJ[A-Za-z0-9_-]*\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*")
+
+
+@dataclass(frozen=True)
+class DemoRun:
+    result: subprocess.CompletedProcess[str]
+    out: Path
+    token: str
+
+
+@functools.cache
+def demo_run() -> DemoRun:
+    """Run the demo once into a fresh folder, with ``$NETRA_WS_JWT_SECRET`` and a token set."""
+    out = Path(tempfile.mkdtemp(prefix="netra-ws-demo-"))
+    atexit.register(shutil.rmtree, out, True)
+    token = mint_token("demo-tester", secret=SECRET)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("NETRA_WS_")}
+    env.update(NETRA_WS_JWT_SECRET=SECRET, NETRA_WS_TOKEN=token)
+    result = subprocess.run(
+        [sys.executable, "-m", "netra_ws", "demo", "--out", str(out)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    return DemoRun(result, out, token)
+
+
+def test_demo_executes_the_notebooks_and_writes_the_report():
+    run = demo_run()
+    stdout = run.result.stdout
+    assert run.result.returncode == 0, stdout + run.result.stderr
+    for name in NOTEBOOKS:
+        assert re.search(rf"^  ok +{name} +[\d.]+ s  ", stdout, re.MULTILINE), name
+        assert (run.out / "notebooks" / f"{name}.ipynb").is_file()
+    report = run.out / "report.md"
+    assert f"report: {report}" in stdout
+    assert (
+        "verdict: passed — connection passed, negative passed, workflow passed, auth passed; "
+        "contract tests: 7 passed" in stdout
+    )
+    assert re.search(r"^took \d+\.\d s$", stdout, re.MULTILINE)
+    text = report.read_text(encoding="utf-8")
+    assert text.startswith("## Issue #937 — WebSocket agent events: findings\n")
+    assert "**Verdict: ✅ passed**" in text
+    assert "No output of notebook" not in text  # every notebook's traces were found
+    # Each notebook's part: the probes of 01–03, notebook 04's stall, the comparisons.
+    assert "| connection | ✅ passed | first frame connection_established; user_id " in text
+    assert "We sent agent_started as input and waited 1 s: nothing came back." in text
+    assert re.search(r"\*\*Timing\.\*\* Events can arrive late: in capture runs, 1 of \d+ ", text)
+    assert "**For comparison: an embedded staging-937 server, auth strict.**" in text
+    assert "**For comparison: an embedded bridge server, auth demo.**" in text
+    for chart in ("report-timeline.png", "report-gaps.png"):
+        assert f"]({chart})" in text
+        assert (run.out / chart).read_bytes().startswith(b"\x89PNG")
+
+
+def test_demo_outputs_hold_no_token_and_no_secret():
+    run = demo_run()
+    assert run.result.returncode == 0, run.result.stdout + run.result.stderr
+    needles = [run.token, SECRET, encode_subprotocol_token(run.token), run.token.split(".")[2]]
+    files = [p for p in run.out.rglob("*") if p.is_file()]
+    assert len(files) > 20
+    for path in files:
+        data = path.read_bytes()
+        for needle in needles:
+            assert needle.encode() not in data, f"{path} holds a secret"
+        if path.suffix != ".png":
+            found = JWT.search(data.decode("utf-8"))
+            assert found is None, f"{path}: a JWT {found.group()[:16]}…"
+    for stream in (run.result.stdout, run.result.stderr):
+        assert not any(needle in stream for needle in needles)
+
+
+def test_demo_falls_back_to_the_probes_without_notebooks(tmp_path, monkeypatch):
+    monkeypatch.setattr(demo, "_notebooks_runnable", lambda: False)
+    lines: list[str] = []
+    result = demo.run_demo(tmp_path, progress=lines.append)
+    assert result.mode == "probes" and result.notebooks == ()
+    assert lines == ["no notebooks/ folder or no Jupyter kernel here: running the probes instead"]
+    assert result.ok and result.verdict == "passed", result.summary
+    assert result.report == tmp_path / "report.md"
+    text = result.report.read_text(encoding="utf-8")
+    assert "| workflow | ✅ passed | 12 agent events; 11 of 11 checks passed |" in text
+    assert len(list(tmp_path.glob("probes-*/*.jsonl"))) == 9
+
+
+def test_demo_writes_the_report_itself_when_notebook_05_does_not(tmp_path, monkeypatch):
+    failed = demo.NotebookRun("05_share_findings", "failed", 1.0, None, "NameError: boom")
+    monkeypatch.setattr(demo, "_notebooks_runnable", lambda: True)
+    monkeypatch.setattr(
+        demo, "_run_notebooks", lambda *a, **k: ([failed], ("inconclusive", "not used"))
+    )
+    lines: list[str] = []
+    result = demo.run_demo(tmp_path, progress=lines.append)
+    assert lines == ["05_share_findings wrote no report: building it from the same traces"]
+    assert not result.ok and result.verdict == "inconclusive"
+    text = result.report.read_text(encoding="utf-8")
+    assert "> Notebook 05_share_findings failed during the demo (NameError: boom);" in text
+    assert f"> No output of notebook 01_connect under {tmp_path}: it has not run there" in text
