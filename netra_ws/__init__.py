@@ -42,6 +42,7 @@ from .probes import (
     run_probes,
 )
 from .redact import Redactor, register_secret
+from .report import Report, build_report
 from .server import EmbeddedServer, ReferenceServer, Scenario, ServerConfig, ToolCall
 from .tokens import mint_token
 from .trace import Trace, TraceWarning, TraceWriter, load_traces, read_parquet, read_trace
@@ -72,6 +73,7 @@ __all__ = [
     "RedactionError",
     "Redactor",
     "ReferenceServer",
+    "Report",
     "Scenario",
     "ServerConfig",
     "Session",
@@ -83,6 +85,7 @@ __all__ = [
     "TraceWriter",
     "WaitTimeout",
     "assign_runs",
+    "build_report",
     "capture_runs",
     "check_run",
     "compare_runs",
