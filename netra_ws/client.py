@@ -16,7 +16,10 @@ Typical use in a notebook cell (top-level ``await``)::
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
+import logging
+import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -38,9 +41,15 @@ from .errors import (
     WaitTimeout,
 )
 from .events import Event, normalize
-from .redact import redact_headers, redact_subprotocol, redact_text, redact_url
+from .redact import (
+    RedactingFilter,
+    redact_headers,
+    redact_subprotocol,
+    redact_text,
+    redact_url,
+)
 from .tokens import encode_subprotocol_token
-from .trace import Trace, TraceWriter
+from .trace import Trace, TraceWriter, complete_frame_record
 
 __all__ = ["AUTH_FORMS", "Collected", "Handshake", "Received", "Session", "connect"]
 
@@ -50,15 +59,32 @@ Until = str | Iterable[str] | Callable[["Received"], bool] | None
 
 # How long to wait for the close that follows an AUTH_FAILED frame, to report its code.
 _AUTH_CLOSE_GRACE = 1.0
+# websockets logs every handshake header at DEBUG (the Authorization value, the jwt.<token>
+# subprotocol): its log goes through this logger, which redacts, so that
+# logging.basicConfig(level=logging.DEBUG) in a notebook never prints a token.
+_WS_LOG = logging.getLogger("netra_ws.client")
+_WS_LOG.addFilter(RedactingFilter())
+# The reader writes the frames of a burst to the trace with one flush, as soon as the stream
+# pauses; during a burst that does not pause, it flushes at least this often. Issue 7 allows
+# a frame 50 ms unwritten; the rest is margin for a busy machine (and a flush of a burst's
+# frames takes time too).
+_FLUSH_DEADLINE_NS = 5_000_000
 
 
 class Received:
     """One received frame: its trace ``record`` and, lazily, its normalized :class:`Event`."""
 
-    __slots__ = ("__dict__", "record")
+    __slots__ = ("__dict__", "_record")
 
     def __init__(self, record: dict[str, Any]):
-        self.record = record
+        self._record = record
+
+    @property
+    def record(self) -> dict[str, Any]:
+        """The frame's trace record, with the normalized fields (``event``, ``run_id``…)."""
+        # The reader records a burst without normalizing (the trace writer does that when
+        # it flushes, all at once); a frame looked at before that is normalized now.
+        return complete_frame_record(self._record)
 
     @property
     def name(self) -> str | None:
@@ -139,7 +165,50 @@ class Collected:
         return iter(self.frames)
 
 
-_CLOSED = object()  # queue sentinel: the connection is gone
+_CLOSED = object()  # what _get() returns once the connection is gone
+
+
+class _GcPause:
+    """Keeps the cyclic garbage collector out of the time between a frame's receipt and its write.
+
+    With pandas loaded, a full collection pauses the process for 40 ms or more (hundreds on
+    a busy machine): long enough, if it struck while frames wait for their flush, to break
+    the promise that a received frame is on disk within tens of milliseconds. So while any
+    session holds unwritten frames, automatic collection is off; it is back on the moment
+    they are written, and the collector then catches up at once (it runs on allocation
+    counts, which keep counting). Never holds it off for more than ``_GC_HOLD_MAX_NS``
+    in a row (many sessions could otherwise keep it off for good), and leaves alone a
+    collector someone else turned off.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()  # sessions may run on several event loops
+        self._holders = 0
+        self._disabled_by_us = False
+        self._since_ns = 0
+
+    def hold(self, now_ns: int) -> None:
+        with self._lock:
+            if self._holders == 0:
+                self._since_ns = now_ns
+                if gc.isenabled():
+                    gc.disable()
+                    self._disabled_by_us = True
+            elif self._disabled_by_us and now_ns - self._since_ns > _GC_HOLD_MAX_NS:
+                gc.enable()  # held long enough: let it run (it stays on until all release)
+                self._disabled_by_us = False
+            self._holders += 1
+
+    def release(self) -> None:
+        with self._lock:
+            self._holders -= 1
+            if self._holders == 0 and self._disabled_by_us:
+                gc.enable()
+                self._disabled_by_us = False
+
+
+_GC_HOLD_MAX_NS = 50_000_000
+_GC_PAUSE = _GcPause()
 
 
 class Session:
@@ -150,27 +219,43 @@ class Session:
         self._writer = writer
         self.handshake = handshake
         self.url = url  # redacted
-        self.received: list[Received] = []
+        # The reader keeps records (dicts of plain values, which the garbage collector
+        # does not track) and queues their index; Received objects are made when someone
+        # looks. A Received per frame made at once would give the collector hundreds of
+        # thousands of objects to walk during a long burst: pauses of 100+ ms, long
+        # enough to break the flush deadline.
+        self._received_records: list[dict[str, Any]] = []
+        self._received_items: list[Received] = []
         self.close_code: int | None = None
         self.close_reason: str | None = None
-        self._queue: asyncio.Queue[Any] = asyncio.Queue()
+        self._next_index = 0  # the next frame next()/expect()/collect() hand out
+        self._arrived = asyncio.Event()  # set when frames or the close arrive
         self._closed = asyncio.Event()
+        self._flush_handle: asyncio.Handle | None = None  # a flush is scheduled
+        self._unflushed_since_ns = 0  # receipt time of the oldest frame not yet flushed
         self._reader = asyncio.create_task(self._read_forever(), name="netra-ws-reader")
 
     # -- recording ---------------------------------------------------------------------
 
     async def _read_forever(self) -> None:
+        loop = asyncio.get_running_loop()
+        writer, received, arrived = self._writer, self._received_records, self._arrived
         try:
             while True:
+                # recv() returns without yielding to the loop while websockets holds frames
+                # already read from the socket, so a burst is recorded in one go.
                 data = await self._ws.recv()
                 # Clocks first: parsing and writing must not shift the timestamps.
                 t_wall_ns, t_mono_ns = time.time_ns(), time.perf_counter_ns()
-                record = self._writer.frame(
-                    "receive", data, t_wall_ns=t_wall_ns, t_mono_ns=t_mono_ns
+                # One write and flush per burst instead of per frame (a flush costs as much
+                # as receiving a frame): the line waits until the reader waits for the next
+                # frame (the flush is the next thing the loop runs), or at most the deadline.
+                record = writer.frame(
+                    "receive", data, t_wall_ns=t_wall_ns, t_mono_ns=t_mono_ns, flush=False
                 )
-                item = Received(record)
-                self.received.append(item)
-                self._queue.put_nowait(item)
+                self._flush_soon(loop, t_mono_ns)
+                received.append(record)
+                arrived.set()
         except ConnectionClosed as exc:
             self._record_close(exc)
         except Exception as exc:  # a reader must never die silently: record, then stop
@@ -182,20 +267,54 @@ class Session:
             )
         finally:
             self._closed.set()
-            self._queue.put_nowait(_CLOSED)
+            self._arrived.set()
+
+    @property
+    def received(self) -> list[Received]:
+        """Every frame received so far, in order (whether or not anyone read it)."""
+        return self._received_upto(len(self._received_records))
+
+    def _received_upto(self, count: int) -> list[Received]:
+        items = self._received_items
+        if len(items) < count:
+            records = self._received_records
+            items.extend(Received(records[i]) for i in range(len(items), count))
+        return items
+
+    def _flush_soon(self, loop: asyncio.AbstractEventLoop, t_mono_ns: int) -> None:
+        """A frame was buffered at ``t_mono_ns``: make sure it is flushed within the deadline."""
+        if self._flush_handle is None:
+            _GC_PAUSE.hold(t_mono_ns)
+            self._unflushed_since_ns = t_mono_ns
+            self._flush_handle = loop.call_soon(self._flush)
+        elif t_mono_ns - self._unflushed_since_ns > _FLUSH_DEADLINE_NS:
+            self._writer.flush()  # a burst that does not pause: flush on the way
+            self._unflushed_since_ns = t_mono_ns
+
+    def _flush(self) -> None:
+        self._flush_handle = None
+        try:
+            self._writer.flush()
+        finally:
+            _GC_PAUSE.release()
 
     def _record_close(self, exc: ConnectionClosed) -> None:
-        rcvd = exc.rcvd
+        rcvd, sent = exc.rcvd, exc.sent
         self.close_code = rcvd.code if rcvd is not None else 1006
         self.close_reason = rcvd.reason if rcvd is not None else ""
+        # What the client's own close frame said: when websockets fails the connection
+        # (1007: a text frame that is not UTF-8; 1009: a frame over max_size) the offending
+        # frame is never handed over, so this is the only evidence of it.
+        sent_fields = {"sent_code": sent.code, "sent_reason": sent.reason} if sent else {}
         self._writer.record(
             "close",
             code=self.close_code,
             reason=self.close_reason,
             # No close frame received means the TCP connection just went away (1006).
             received_close_frame=rcvd is not None,
-            sent_close_frame=exc.sent is not None,
-            initiated_by="server" if exc.rcvd_then_sent else ("client" if exc.sent else "network"),
+            sent_close_frame=sent is not None,
+            **sent_fields,
+            initiated_by="server" if exc.rcvd_then_sent else ("client" if sent else "network"),
         )
 
     def mark(self, label: str, **fields: Any) -> dict[str, Any]:
@@ -236,9 +355,14 @@ class Session:
             raise TypeError(f"send() takes a dict, str or bytes, not {type(message).__name__}")
         if self.closed:
             raise self._closed_error("send()", [])
+        t_wall_ns, t_mono_ns = time.time_ns(), time.perf_counter_ns()
+        # Buffered like received frames (many sessions sending at once share no flush):
+        # on disk when the loop next runs, but normalized now for the caller.
         record = self._writer.frame(
-            "send", data, t_wall_ns=time.time_ns(), t_mono_ns=time.perf_counter_ns()
+            "send", data, t_wall_ns=t_wall_ns, t_mono_ns=t_mono_ns, flush=False
         )
+        complete_frame_record(record)
+        self._flush_soon(asyncio.get_running_loop(), t_mono_ns)
         try:
             await self._ws.send(data)
         except ConnectionClosed:
@@ -269,20 +393,25 @@ class Session:
 
     # -- receiving ---------------------------------------------------------------------
 
-    async def _get(self, deadline: float) -> Received | None:
-        """Next frame before ``deadline`` (loop time), None on timeout; raises when closed."""
-        remaining = deadline - asyncio.get_running_loop().time()
-        if remaining <= 0 and self._queue.empty():
-            return None
-        try:
-            async with asyncio.timeout(max(remaining, 0)):
-                item = await self._queue.get()
-        except TimeoutError:
-            return None
-        if item is _CLOSED:
-            self._queue.put_nowait(_CLOSED)  # every later reader sees the close too
-            return item
-        return item
+    async def _get(self, deadline: float) -> Any:
+        """Next frame before ``deadline`` (loop time), None on timeout, _CLOSED once closed."""
+        loop = asyncio.get_running_loop()
+        while True:
+            index = self._next_index
+            if index < len(self._received_records):
+                self._next_index = index + 1
+                return self._received_upto(index + 1)[index]
+            if self._closed.is_set():
+                return _CLOSED  # every later reader sees the close too
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                return None
+            self._arrived.clear()
+            try:
+                async with asyncio.timeout(remaining):
+                    await self._arrived.wait()
+            except TimeoutError:
+                return None
 
     async def _check_auth(self, item: Received, seen: list[Received]) -> None:
         if item.name == "error_message" and item.record.get("error_code") == "AUTH_FAILED":
@@ -525,6 +654,7 @@ class connect:
                 subprotocols=self._offered or None,
                 open_timeout=self._open_timeout,
                 max_size=self._max_size,
+                logger=_WS_LOG,
             )
         except BaseException as exc:
             error = _connect_error(exc, url, self._open_timeout)

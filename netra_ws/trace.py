@@ -13,6 +13,13 @@ A trace file holds one JSON object per line, each with a ``kind``; the first is 
 ``t_mono_ns`` is :func:`time.perf_counter_ns` (for gaps and durations). A frame's ``data`` is
 the text exactly as received (base64 for binary frames): a normalizer bug never loses evidence.
 
+The normalized fields are derived from ``data``. A recorder keeping up with a burst (more
+than 64 frames buffered at once, see :meth:`TraceWriter.frame`) writes frames without them,
+because normalizing costs about as much as receiving; :func:`read_trace`,
+:func:`load_traces` and :attr:`TraceWriter.records` add them back, identical to what
+:func:`frame_record` would have written. Other readers of the JSON Lines may see a text
+frame with neither the fields nor ``parse_error``: normalize its ``data`` themselves.
+
 Typical use::
 
     with TraceWriter("data/run.jsonl", target=url) as tw:     # the client does this
@@ -27,6 +34,9 @@ The module is pure: it reads and writes files, never the network.
 from __future__ import annotations
 
 import base64
+import functools
+import io
+import itertools
 import json
 import os
 import threading
@@ -34,6 +44,7 @@ import time
 import uuid
 import warnings
 from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from importlib import metadata
 from pathlib import Path
@@ -43,9 +54,16 @@ from typing import Any, TextIO
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
 
+from . import _trace_columns as _columns
 from .errors import FrameParseError, TraceFormatError
-from .events import normalize
+
+# The fields of events.normalize(), without building the Event (three times faster); the
+# name stays ``normalize`` so that tests can swap in a broken normalizer.
+from .events import Event
+from .events import normalize_fields as normalize
 from .redact import redact_headers, redact_text, redact_url
 
 __all__ = [
@@ -55,10 +73,12 @@ __all__ = [
     "Trace",
     "TraceWarning",
     "TraceWriter",
+    "complete_frame_record",
     "frame_record",
     "load_traces",
     "read_parquet",
     "read_trace",
+    "write_trace",
 ]
 
 FORMAT = "netra-ws-trace/1"
@@ -141,6 +161,35 @@ def frame_record(
     frame gets ``parse_error`` saying why it was not parsed. Normally you call
     :meth:`TraceWriter.frame`, which numbers and writes the record for you.
     """
+    return complete_frame_record(
+        _raw_frame_record(seq, direction, data, t_wall_ns=t_wall_ns, t_mono_ns=t_mono_ns)
+    )
+
+
+def complete_frame_record(record: dict[str, Any]) -> dict[str, Any]:
+    """Add the normalized fields to a text frame record that lacks them; return the record.
+
+    A :class:`TraceWriter` buffering frames (``frame(..., flush=False)``) normalizes them
+    when it writes them, in one go; whoever needs the fields sooner (the
+    :class:`~netra_ws.client.Received` of a frame) calls this. Changes the record in place
+    (key order as :func:`frame_record` makes it) and does nothing the second time.
+    """
+    if (
+        record.get("envelope") is None
+        and record.get("parse_error") is None
+        and record.get("opcode") == "text"
+        and isinstance(record.get("data"), str)
+    ):
+        data = record.pop("data")
+        record.update(_parse_text(data))
+        record["data"] = data  # last, as frame_record writes it
+    return record
+
+
+def _raw_frame_record(
+    seq: int, direction: str, data: str | bytes, *, t_wall_ns: int, t_mono_ns: int
+) -> dict[str, Any]:
+    """A frame record without the normalized fields of a text frame (the cheap part)."""
     if direction not in _DIRECTIONS:
         raise ValueError(f"direction must be 'send' or 'receive', not {direction!r}")
     record: dict[str, Any] = {
@@ -154,8 +203,7 @@ def frame_record(
         record["opcode"] = "text"
         # surrogatepass: a str with a lone surrogate has no UTF-8 form, but recording it must
         # not crash; count the bytes it would take.
-        record["size"] = len(data.encode("utf-8", "surrogatepass"))
-        record.update(_parse_text(data))
+        record["size"] = len(data) if data.isascii() else len(data.encode("utf-8", "surrogatepass"))
         record["data"] = data
     elif isinstance(data, (bytes, bytearray, memoryview)):
         raw = bytes(data)
@@ -170,7 +218,7 @@ def frame_record(
 
 def _parse_text(data: str) -> dict[str, Any]:
     try:
-        return dict(normalize(data).fields())
+        return normalize(data)
     except FrameParseError as exc:
         return {"parse_error": exc.reason}
     except Exception as exc:
@@ -188,7 +236,9 @@ class TraceWriter:
     ``open``/``close``/``error`` evidence and :meth:`mark` for what a probe is doing; close
     it (or use ``with``) and load the file with :func:`read_trace`.
 
-    Every line is flushed as it is written, so a crash loses at most the line being written.
+    Every line is flushed as it is written, so a crash loses at most the line being written;
+    a reader of bursts may pass ``flush=False`` to :meth:`frame` and call :meth:`flush` once
+    per burst instead (the :class:`~netra_ws.Session` does, within 5 ms).
     The records are also kept in memory (:attr:`meta`, :attr:`records`, :meth:`to_trace`);
     with ``path=None`` nothing is written to disk at all (a throwaway session). Safe to share
     between threads (a notebook thread marking while the event-loop thread records frames):
@@ -215,6 +265,10 @@ class TraceWriter:
         self._seq = 0
         self._closed = False
         self._records: list[dict[str, Any]] = []
+        # Records written but not yet on disk (frame(flush=False)): encoded, and their text
+        # frames normalized, when they are flushed.
+        self._pending: list[dict[str, Any]] = []
+        self._complete_upto = 0  # records before this index have their normalized fields
         self._meta = {
             "kind": "meta",
             "format": FORMAT,
@@ -246,6 +300,11 @@ class TraceWriter:
     def records(self) -> list[dict[str, Any]]:
         """A copy of every record written so far after the header, in order."""
         with self._lock:
+            # Frames buffered, or written during a burst, get their fields now.
+            for record in itertools.islice(self._records, self._complete_upto, None):
+                if record["kind"] == "frame":
+                    complete_frame_record(record)
+            self._complete_upto = len(self._records)
             return list(self._records)
 
     def to_trace(self) -> Trace:
@@ -258,22 +317,49 @@ class TraceWriter:
         return self._closed
 
     def frame(
-        self, direction: str, data: str | bytes, *, t_wall_ns: int, t_mono_ns: int
+        self,
+        direction: str,
+        data: str | bytes,
+        *,
+        t_wall_ns: int,
+        t_mono_ns: int,
+        flush: bool = True,
     ) -> dict[str, Any]:
         """Write one frame (``direction`` "send" or "receive") and return its record.
 
         Take ``t_wall_ns = time.time_ns()`` and ``t_mono_ns = time.perf_counter_ns()`` when
         the frame is handed over, before any parsing. ``seq`` starts at 1 and counts both
         directions together, so it gives the order in which the client saw the frames.
+
+        ``flush=False`` keeps the record in memory until :meth:`flush`, the next flushed
+        record or :meth:`close`: one write for a burst of frames instead of one per frame.
+        The returned record lacks the normalized fields until then (pass it to
+        :func:`complete_frame_record` if you need them sooner), and when more than 64
+        frames are flushed together they are written without them, as received: keeping
+        up with a burst matters more, and :func:`read_trace` and :attr:`records` add them.
+        Call :meth:`flush` soon (the :class:`~netra_ws.Session` does as soon as the stream
+        pauses, and at the latest 5 ms after the oldest buffered frame): until then a
+        crash loses the buffered frames.
         """
         with self._lock:
             self._check_open()
-            record = frame_record(
+            record = _raw_frame_record(
                 self._seq + 1, direction, data, t_wall_ns=t_wall_ns, t_mono_ns=t_mono_ns
             )
-            self._append(record)
+            if flush:
+                complete_frame_record(record)
+            self._append(record, flush=flush)
             self._seq += 1
         return record
+
+    def flush(self) -> None:
+        """Write the lines :meth:`frame` buffered (``flush=False``) and flush the file.
+
+        Cheap when nothing is buffered; does nothing after :meth:`close`.
+        """
+        with self._lock:
+            if self._pending and not self._closed:
+                self._write_pending()
 
     def record(
         self,
@@ -321,9 +407,11 @@ class TraceWriter:
         return self._write(record)
 
     def close(self) -> None:
-        """Close the file. Calling it again does nothing."""
+        """Write what is buffered and close the file. Calling it again does nothing."""
         with self._lock:
             if not self._closed:
+                if self._pending:
+                    self._write_pending()
                 self._closed = True
                 if self._file is not None:
                     self._file.close()
@@ -352,15 +440,64 @@ class TraceWriter:
                 "start a new TraceWriter with a new file name to record more"
             )
 
-    def _append(self, record: dict[str, Any]) -> None:
-        # Called with the lock held. One write call per line, then flush: a crash can only
-        # cut the last line, which the reader skips.
-        if self._file is not None:
-            line = json.dumps(record, ensure_ascii=False, separators=(",", ":"), default=str)
-            self._file.write(line + "\n")
-            self._file.flush()
+    def _append(self, record: dict[str, Any], *, flush: bool = True) -> None:
+        # Called with the lock held. Lines are written in order, whole, then flushed: a crash
+        # can only cut the last line, which the reader skips.
+        self._pending.append(record)
+        if flush:
+            self._write_pending()
         if record["kind"] != "meta":
             self._records.append(record)
+
+    def _write_pending(self) -> None:
+        # Called with the lock held: one write call for all buffered records.
+        pending, self._pending = self._pending, []
+        # A burst: more frames arrived than normalizing them would keep up with (it costs
+        # about as much as receiving them). They are written as received, and their fields
+        # are added in memory when someone looks (records, Received) and by read_trace.
+        burst = len(pending) > _NORMALIZE_AT_MOST
+        if self._file is None:
+            if not burst:
+                for record in pending:
+                    if record["kind"] == "frame":
+                        complete_frame_record(record)
+            return
+        lines = [
+            _encode_frame(record if burst else complete_frame_record(record))
+            if record["kind"] == "frame"
+            else _encode_record(record)
+            for record in pending
+        ]
+        self._file.write("\n".join(lines) + "\n")
+        self._file.flush()
+
+
+# A flush of more frames than this is a burst: they are written without normalized fields.
+# 64 frames normalize in well under a millisecond.
+_NORMALIZE_AT_MOST = 64
+
+# Every record is one line of json.dumps(record, ensure_ascii=False, separators=(",", ":"),
+# default=str); frame records, a few microseconds each for every frame of a burst, use the
+# same C encoder made once instead of once per call (the output is identical).
+_encode_record = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), default=str).encode
+
+
+def _frame_encoder() -> Callable[[dict[str, Any]], str]:
+    make = getattr(json.encoder, "c_make_encoder", None)
+    if make is None:  # another Python implementation: the portable encoder
+        return _encode_record
+    try:
+        # No circular-reference check (markers=None): frame records are flat.
+        chunks = make(None, str, json.encoder.encode_basestring, None, ":", ",", False, False, True)
+        sample = frame_record(1, "send", '{"type":"x","timestamp":1.5}', t_wall_ns=1, t_mono_ns=2)
+        if "".join(chunks(sample, 0)) != _encode_record(sample):
+            return _encode_record
+    except Exception:  # a changed private signature: stay correct, if slower
+        return _encode_record
+    return lambda record: "".join(chunks(record, 0))
+
+
+_encode_frame = _frame_encoder()
 
 
 def _create(path: Path) -> TextIO:
@@ -384,6 +521,7 @@ def _timestamps(t_wall_ns: int | None, t_mono_ns: int | None) -> dict[str, int]:
     }
 
 
+@functools.cache  # the metadata lookup scans every installed distribution: once is enough
 def _version() -> str:
     try:
         return metadata.version("netra-ws")
@@ -439,7 +577,33 @@ def _is_url_key(key: str) -> bool:
     return key in ("url", "target") or key.endswith("_url")
 
 
+def write_trace(trace: Trace, path: str | os.PathLike[str]) -> Path:
+    """Write a trace built in memory (an import, a filtered copy) to a new trace file.
+
+    The header is ``trace.meta`` with ``kind``, ``format`` and ``writer`` set by this version,
+    then every record in order, timestamps as given. Like :class:`TraceWriter`, it never
+    overwrites a file (FileExistsError) and redacts the header and every record except frame
+    data. Load the file back with :func:`read_trace`.
+    """
+    out = Path(path)
+    rest = {k: v for k, v in trace.meta.items() if k not in ("kind", "format", "writer")}
+    header = {"kind": "meta", "format": FORMAT, **_scrub_fields(rest)}
+    header["writer"] = f"netra_ws {_version()}"
+    records = [r if r.get("kind") == "frame" else _scrub_fields(r) for r in trace.records]
+    with _create(out) as f:
+        for record in (header, *records):
+            # The line format of TraceWriter._append.
+            f.write(json.dumps(record, ensure_ascii=False, separators=(",", ":"), default=str))
+            f.write("\n")
+    return out
+
+
 # --- reading -------------------------------------------------------------------------------
+
+# The frame columns a frame record stores; "session", "t_wall" and "t_s" are derived.
+_DERIVED = ("session", "t_wall", "t_s")
+_STORED_FRAME_COLUMNS = {k: v for k, v in FRAME_COLUMNS.items() if k not in _DERIVED}
+_STORED_MARK_COLUMNS = {k: v for k, v in MARK_COLUMNS.items() if k not in _DERIVED}
 
 
 class Trace:
@@ -451,6 +615,12 @@ class Trace:
     :data:`FRAME_COLUMNS`) or :meth:`marks_frame`; :meth:`to_parquet` saves the frame table.
     ``skipped_lines`` counts the lines the reader could not use (a :class:`TraceWarning`
     said which).
+
+    A trace from :func:`read_trace` keeps its frames as columns and reads ``records`` (and
+    ``frames``) from the file only when you first ask for them, because a million frame
+    dicts cost seconds and gigabytes that :meth:`to_frame` does not need; the file must
+    then still be there, unchanged. Edit ``records`` freely: :meth:`to_frame` and
+    :meth:`marks_frame` follow the records once they have been read.
     """
 
     def __init__(
@@ -463,8 +633,28 @@ class Trace:
     ) -> None:
         self.path: Path | None = Path(path) if path is not None else None
         self.meta: dict[str, Any] = dict(meta)
-        self.records: list[dict[str, Any]] = list(records)
+        self._records: list[dict[str, Any]] | None = list(records)
+        self._scan: _Scanned | None = None
         self.skipped_lines: int = skipped_lines
+
+    @classmethod
+    def _scanned(cls, meta: dict[str, Any], scanned: _Scanned, *, path: Path) -> Trace:
+        trace = cls(meta, [], path=path, skipped_lines=len(scanned.scan.problems))
+        trace._records = None
+        trace._scan = scanned
+        return trace
+
+    @property
+    def records(self) -> list[dict[str, Any]]:
+        """Every record after the header, in file order (read from the file on first use)."""
+        if self._records is None:
+            assert self._scan is not None and self.path is not None
+            self._records = self._scan.read_records(self.path)
+        return self._records
+
+    @records.setter
+    def records(self, records: Iterable[dict[str, Any]]) -> None:
+        self._records = list(records)
 
     @property
     def frames(self) -> list[dict[str, Any]]:
@@ -474,7 +664,7 @@ class Trace:
     @property
     def marks(self) -> list[dict[str, Any]]:
         """The mark records, in file order."""
-        return [r for r in self.records if r.get("kind") == "mark"]
+        return [r for r in self._records_or_others() if r.get("kind") == "mark"]
 
     @property
     def session(self) -> str | None:
@@ -494,14 +684,16 @@ class Trace:
         Fields a record lacks (a trace imported from elsewhere) are NA. Pass the result to
         the :mod:`netra_ws.analysis` functions, or filter it with ordinary pandas.
         """
-        return _table(self.frames, FRAME_COLUMNS, session=self.session, t0_ns=self._t0_ns())
+        return _columns.to_pandas(self._frame_columns(), FRAME_COLUMNS)
 
     def marks_frame(self) -> pd.DataFrame:
         """One row per mark, with the columns and dtypes of :data:`MARK_COLUMNS`.
 
         ``t_s`` uses the same origin as :meth:`to_frame`, so marks and frames share one axis.
         """
-        return _table(self.marks, MARK_COLUMNS, session=self.session, t0_ns=self._t0_ns())
+        stored = _columns.arrow_table(self.marks, _STORED_MARK_COLUMNS)
+        table = _with_derived(stored, MARK_COLUMNS, session=self.session, t0_ns=self._t0_ns())
+        return _columns.to_pandas(table, MARK_COLUMNS)
 
     def to_parquet(self, path: str | os.PathLike[str]) -> Path:
         """Write :meth:`to_frame` to a Parquet file (replacing it) and return its path.
@@ -510,22 +702,92 @@ class Trace:
         """
         out = Path(path)
         out.parent.mkdir(parents=True, exist_ok=True)
-        self.to_frame().to_parquet(out, engine="pyarrow", index=False)
+        # Row groups of 128 Ki rows: read_parquet() then decodes them on every core.
+        self.to_frame().to_parquet(out, engine="pyarrow", index=False, row_group_size=1 << 17)
         return out
 
     def __repr__(self) -> str:
         where = self.path.name if self.path is not None else "in memory"
+        if self._records is None:
+            assert self._scan is not None
+            frames = self._scan.scan.frames.num_rows
+            records = frames + len(self._scan.others)
+        else:
+            frames, records = len(self.frames), len(self._records)
         return (
-            f"<Trace {where} session={self.session!r} frames={len(self.frames)} "
-            f"records={len(self.records)} skipped_lines={self.skipped_lines}>"
+            f"<Trace {where} session={self.session!r} frames={frames} "
+            f"records={records} skipped_lines={self.skipped_lines}>"
         )
 
+    def _frame_columns(self) -> pa.Table:
+        """The frame table in Arrow, FRAME_COLUMNS order, derived columns included."""
+        if self._records is None:
+            assert self._scan is not None
+            stored = self._scan.frames
+        else:
+            stored = _normalize_missing(_columns.arrow_table(self.frames, _STORED_FRAME_COLUMNS))
+        return _with_derived(stored, FRAME_COLUMNS, session=self.session, t0_ns=self._t0_ns())
+
+    def _records_or_others(self) -> list[dict[str, Any]]:
+        # Marks are never frames: the scan's other records hold them all.
+        if self._records is None:
+            assert self._scan is not None
+            return self._scan.others
+        return self._records
+
     def _t0_ns(self) -> int | None:
-        for record in self.records:
+        if self._records is None:
+            assert self._scan is not None
+            return self._scan.t0_ns()
+        for record in self._records:
             t_mono_ns = record.get("t_mono_ns")
             if type(t_mono_ns) is int:
                 return t_mono_ns
         return None
+
+
+@dataclass(frozen=True)
+class _Scanned:
+    """A trace file read by the column reader: the frames as columns, the rest as dicts."""
+
+    scan: _columns.Scan
+    frames: pa.Table  # scan.frames with the normalized fields a burst left out added
+    others: list[dict[str, Any]]  # every record after the header that is not a frame
+    other_lines: list[int]
+    header_line: int | None  # the line of the meta header, when there is one
+
+    def read_records(self, path: Path) -> list[dict[str, Any]]:
+        """Every record after the header as dicts, from the bytes that were scanned."""
+        with path.open("rb") as f:
+            data = f.read(self.scan.size)
+        if len(data) < self.scan.size:
+            raise TraceFormatError(
+                f"{path}: the file is shorter than when it was read: call read_trace() again"
+            )
+        records = []
+        for lineno, raw in enumerate(io.BytesIO(data), 1):
+            result = _columns.parse_line(raw.rstrip(b"\n"), terminated=raw.endswith(b"\n"))
+            if isinstance(result, dict) and lineno != self.header_line:
+                if result["kind"] == "frame":
+                    complete_frame_record(result)  # written during a burst, without fields
+                records.append(result)
+        return records
+
+    def t0_ns(self) -> int | None:
+        """The t_mono_ns of the first record (in file order) that has an integer one."""
+        best: tuple[int, int] | None = None  # (line, t_mono_ns)
+        for line, record in zip(self.other_lines, self.others, strict=True):
+            t_mono_ns = record.get("t_mono_ns")
+            if type(t_mono_ns) is int:
+                best = (line, t_mono_ns)
+                break
+        t_mono = self.scan.frames.column("t_mono_ns")
+        if t_mono.null_count < len(t_mono):
+            row = int(np.argmax(t_mono.is_valid().to_numpy(zero_copy_only=False)))
+            line = int(self.scan.frame_lines[row])
+            if best is None or line < best[0]:
+                best = (line, t_mono[row].as_py())
+        return best[1] if best is not None else None
 
 
 def read_trace(path: str | os.PathLike[str]) -> Trace:
@@ -536,54 +798,44 @@ def read_trace(path: str | os.PathLike[str]) -> Trace:
     without its ``meta`` header loads with ``meta == {}`` (and a warning). Raises
     :class:`~netra_ws.errors.TraceFormatError` when the file is empty, holds no readable
     record, or is not a netra-ws trace (an unknown ``format``, another tool's JSON Lines).
-    Continue with :meth:`Trace.to_frame`.
+    Continue with :meth:`Trace.to_frame`; a million frames load in a few seconds.
     """
     return _read_trace(Path(path), stacklevel=3)
 
 
 def _read_trace(path: Path, *, stacklevel: int) -> Trace:
-    records: list[dict[str, Any]] = []
-    problems: list[tuple[int, str]] = []
-    line_count = 0
-    loads = json.loads
-    # Binary mode: json.loads decodes UTF-8 itself, and a corrupt byte then spoils one line
-    # instead of raising from the file iterator.
-    with path.open("rb") as f:
-        for line_count, raw in enumerate(f, 1):
-            try:
-                record = loads(raw)
-            except (ValueError, RecursionError):  # also UnicodeDecodeError, a ValueError
-                if not raw.strip():
-                    continue  # a blank line holds nothing to lose
-                reason = "truncated last line" if not raw.endswith(b"\n") else "not JSON"
-                problems.append((line_count, reason))
-                continue
-            if type(record) is not dict:
-                problems.append((line_count, "not a JSON object"))
-            elif type(record.get("kind")) is not str:
-                problems.append((line_count, "no string 'kind'"))
-            else:
-                records.append(record)
+    scan = _columns.scan(path, _STORED_FRAME_COLUMNS)
+    problems = scan.problems
+    other_lines = [line for line, _ in scan.others]
+    others = [record for _, record in scan.others]
+    first_frame_line = int(scan.frame_lines[0]) if len(scan.frame_lines) else None
 
-    if not records:
-        if line_count == 0:
+    if not others and first_frame_line is None:
+        if scan.line_count == 0:
             raise TraceFormatError(f"{path}: not a netra-ws trace: the file is empty")
         raise TraceFormatError(
-            f"{path}: not a netra-ws trace: none of its {line_count} line(s) is a JSON object "
-            f"with a string 'kind' ({_describe(problems)})"
+            f"{path}: not a netra-ws trace: none of its {scan.line_count} line(s) is a JSON "
+            f"object with a string 'kind' ({_describe(problems)})"
         )
 
+    # The header counts only as the very first readable record.
+    first_is_other = bool(others) and (
+        first_frame_line is None or other_lines[0] < first_frame_line
+    )
+    first_kind = others[0]["kind"] if first_is_other else "frame"
     meta: dict[str, Any] = {}
-    if records[0]["kind"] == "meta":
-        fmt = records[0].get("format")
+    header_line = None
+    if first_kind == "meta":
+        fmt = others[0].get("format")
         if fmt not in _KNOWN_FORMATS:
             raise TraceFormatError(
                 f"{path}: unknown trace format {fmt!r}; this version of netra_ws reads "
                 f"{FORMAT!r} (upgrade netra_ws, or check that this is a netra-ws trace)"
             )
-        meta, records = records[0], records[1:]
-    elif not any(record["kind"] in _KNOWN_KINDS for record in records):
-        kinds = sorted({record["kind"] for record in records})[:5]
+        meta, header_line = others[0], other_lines[0]
+        others, other_lines = others[1:], other_lines[1:]
+    elif first_frame_line is None and not any(r["kind"] in _KNOWN_KINDS for r in others):
+        kinds = sorted({record["kind"] for record in others})[:5]
         raise TraceFormatError(
             f"{path}: not a netra-ws trace: no 'meta' header and no known record kind "
             f"(saw kinds {kinds})"
@@ -599,12 +851,14 @@ def _read_trace(path: Path, *, stacklevel: int) -> Trace:
     if not meta:
         warnings.warn(
             TraceWarning(
-                f"{path}: no 'meta' header (the first record is {records[0]['kind']!r}); "
+                f"{path}: no 'meta' header (the first record is {first_kind!r}); "
                 "loaded without session, target and labels"
             ),
             stacklevel=stacklevel,
         )
-    return Trace(meta, records, path=path, skipped_lines=len(problems))
+    frames = _normalize_missing(scan.frames)
+    scanned = _Scanned(scan, frames, others, other_lines, header_line)
+    return Trace._scanned(meta, scanned, path=path)
 
 
 def _describe(problems: list[tuple[int, str]], limit: int = 3) -> str:
@@ -637,16 +891,17 @@ def load_traces(paths: str | os.PathLike[str] | Iterable[str | os.PathLike[str]]
         else:
             files.append(item)
 
+    columns = {_TRACE_COLUMN: "string", **FRAME_COLUMNS}
     tables = []
     for file in files:
-        table = _read_trace(file, stacklevel=3).to_frame()
-        table.insert(0, _TRACE_COLUMN, _strings([file.name] * len(table)))
-        tables.append(table)
+        table = _read_trace(file, stacklevel=3)._frame_columns()
+        name = pa.repeat(pa.scalar(file.name, pa.large_string()), table.num_rows)
+        tables.append(table.add_column(0, _TRACE_COLUMN, name))
     if not tables:
-        empty = Trace({}, []).to_frame()
-        empty.insert(0, _TRACE_COLUMN, _strings([]))
-        return empty
-    return pd.concat(tables, ignore_index=True)
+        empty = Trace({}, [])._frame_columns()
+        tables.append(empty.add_column(0, _TRACE_COLUMN, pa.array([], pa.large_string())))
+    # One conversion for all the files: Arrow concatenates without copying.
+    return _columns.to_pandas(pa.concat_tables(tables), columns)
 
 
 def read_parquet(path: str | os.PathLike[str]) -> pd.DataFrame:
@@ -655,83 +910,91 @@ def read_parquet(path: str | os.PathLike[str]) -> pd.DataFrame:
     The known columns get exactly the dtypes of :data:`FRAME_COLUMNS`, so the result equals
     the DataFrame that was written.
     """
-    table = pd.read_parquet(path, engine="pyarrow")
-    # Parquet keeps pandas' dtypes in its metadata, but a file written by another tool (or an
-    # older pandas) may not: cast to the declared dtypes rather than trust the file.
+    table = pq.read_table(path)
     declared = {_TRACE_COLUMN: "string", **FRAME_COLUMNS}
-    return table.astype({name: declared[name] for name in table.columns if name in declared})
+    # Parquet keeps pandas' dtypes in its metadata, but a file written by another tool (or an
+    # older pandas) may not: cast to the declared types rather than trust the file.
+    columns = {name: declared.get(name) for name in table.column_names}
+    if None not in columns.values():
+        try:
+            return _columns.to_pandas(_cast_columns(table, columns), columns)
+        except (pa.ArrowException, TypeError, ValueError):
+            pass  # a column pandas can convert but Arrow cannot cast: let pandas do it
+    frame = table.to_pandas()
+    return frame.astype({name: dtype for name, dtype in columns.items() if dtype is not None})
 
 
-# --- building columns ----------------------------------------------------------------------
-# One list per column, one array per list, one DataFrame at the end: fast enough for a
-# million frames. Values of the wrong type become NA instead of making pandas guess.
-
-
-_INT64_MIN, _INT64_MAX = int(np.iinfo(np.int64).min), int(np.iinfo(np.int64).max)
-_NAT_NS = _INT64_MIN  # the int64 value numpy reads as NaT
-
-
-def _table(
-    records: list[dict[str, Any]],
-    columns: Mapping[str, str],
-    *,
-    session: str | None,
-    t0_ns: int | None,
-) -> pd.DataFrame:
-    data: dict[str, Any] = {}
+def _cast_columns(table: pa.Table, columns: Mapping[str, str]) -> pa.Table:
+    arrays = []
     for name, dtype in columns.items():
-        if name == "session":
-            data[name] = _strings([session] * len(records))
-        elif name == "t_wall":
-            data[name] = _utc_times(data["t_wall_ns"])  # t_wall_ns comes first in the columns
-        elif name == "t_s":
-            data[name] = _seconds_since(data["t_mono_ns"], t0_ns)
+        column = table.column(name)
+        if dtype == "datetime64[ns, UTC]":
+            column = column.cast(pa.timestamp("ns", tz="UTC")).cast(pa.int64())
         else:
-            data[name] = _BUILDERS[dtype]([record.get(name) for record in records])
-    return pd.DataFrame(data)
+            column = column.cast(_columns.ARROW_TYPES[dtype])
+        arrays.append(column)
+    return pa.Table.from_arrays(arrays, names=list(columns))
 
 
-def _strings(values: list[Any]) -> pd.api.extensions.ExtensionArray:
-    try:
-        arrow = pa.array(values, type=pa.string())
-    except (pa.ArrowException, TypeError, ValueError):
-        # Not only str and None (an int run_id in an imported trace): pandas writes each
-        # other value as its text.
-        return pd.array(values, dtype="string")
-    # Through Arrow because it is ten times faster than pandas for a million strings;
-    # StringDtype() still decides the storage, as pandas' own "string" would.
-    return pd.StringDtype().__from_arrow__(arrow)
+# --- derived columns -----------------------------------------------------------------------
+
+# What normalization adds to a frame record (frame_record), as columns.
+_NORMALIZED_COLUMNS = {name: FRAME_COLUMNS[name] for name in (*Event().fields(), "parse_error")}
 
 
-def _ints(values: list[Any]) -> pd.api.extensions.ExtensionArray:
-    # type() is int: bools and floats are not counts of nanoseconds or bytes, and Arrow would
-    # silently truncate 1.5 to 1. Out-of-range integers would overflow int64.
-    clean = [v if type(v) is int and _INT64_MIN <= v <= _INT64_MAX else None for v in values]
-    return pd.Int64Dtype().__from_arrow__(pa.array(clean, type=pa.int64()))
+def _normalize_missing(stored: pa.Table) -> pa.Table:
+    """``stored`` with the normalized fields of text frames that were written without them.
 
-
-def _floats(values: list[Any]) -> np.ndarray:
-    return np.array(
-        [float(v) if type(v) is float or type(v) is int else np.nan for v in values],
-        dtype="float64",
+    A recorder keeping up with a burst writes frames as received (see TraceWriter.frame);
+    their fields are derived from ``data`` here, exactly as frame_record() would have.
+    """
+    # The condition of complete_frame_record(), in columns.
+    missing = pc.and_(
+        pc.and_(pc.equal(stored.column("opcode"), "text"), pc.is_valid(stored.column("data"))),
+        pc.and_(pc.is_null(stored.column("envelope")), pc.is_null(stored.column("parse_error"))),
     )
+    missing = pc.fill_null(missing, False).combine_chunks()
+    if not pc.any(missing).as_py():
+        return stored
+    fields = [_parse_text(text) for text in stored.column("data").filter(missing).to_pylist()]
+    filled = _columns.arrow_table(fields, _NORMALIZED_COLUMNS)
+    for name in _NORMALIZED_COLUMNS:
+        column = pc.replace_with_mask(
+            stored.column(name).combine_chunks(), missing, filled.column(name).combine_chunks()
+        )
+        stored = stored.set_column(stored.schema.get_field_index(name), name, column)
+    return stored
 
 
-_BUILDERS: dict[str, Callable[[list[Any]], Any]] = {
-    "string": _strings,
-    "Int64": _ints,
-    "float64": _floats,
-}
+def _with_derived(
+    stored: pa.Table, columns: Mapping[str, str], *, session: str | None, t0_ns: int | None
+) -> pa.Table:
+    """``stored`` plus the derived columns, in the order of ``columns``.
+
+    ``session`` repeats the header's session id; ``t_wall`` is ``t_wall_ns`` (made a
+    datetime by the conversion to pandas); ``t_s`` counts seconds from ``t0_ns``.
+    """
+    n = stored.num_rows
+    arrays = []
+    for name in columns:
+        if name == "session":
+            arrays.append(pa.repeat(pa.scalar(session, pa.large_string()), n))
+        elif name == "t_wall":
+            arrays.append(stored.column("t_wall_ns"))
+        elif name == "t_s":
+            arrays.append(_seconds_since(stored.column("t_mono_ns"), t0_ns))
+        else:
+            arrays.append(stored.column(name))
+    return pa.Table.from_arrays(arrays, names=list(columns))
 
 
-def _utc_times(t_wall_ns: pd.api.extensions.ExtensionArray) -> pd.api.extensions.ExtensionArray:
-    ns = t_wall_ns.to_numpy(dtype="int64", na_value=_NAT_NS)
-    return pd.DatetimeIndex(ns.view("datetime64[ns]")).tz_localize("UTC").array
-
-
-def _seconds_since(t_mono_ns: pd.api.extensions.ExtensionArray, t0_ns: int | None) -> np.ndarray:
+def _seconds_since(t_mono_ns: pa.ChunkedArray, t0_ns: int | None) -> pa.ChunkedArray | pa.Array:
     if t0_ns is None:
-        return np.full(len(t_mono_ns), np.nan, dtype="float64")
+        return pa.array(np.full(len(t_mono_ns), np.nan, dtype="float64"))
     # Subtract as integers first: perf_counter_ns values beyond 2**53 (about 104 days of
     # uptime) would lose nanoseconds if converted to float before the subtraction.
-    return (t_mono_ns - t0_ns).to_numpy(dtype="float64", na_value=np.nan) / 1e9
+    delta = pc.subtract(t_mono_ns, pa.scalar(t0_ns, pa.int64()))
+    # safe=False: a delta beyond 2**53 ns (an import's wall-derived clock starting at a bogus
+    # early time) rounds to the nearest float instead of raising ArrowInvalid.
+    seconds = pc.divide(pc.cast(delta, pa.float64(), safe=False), pa.scalar(1e9))
+    return pc.fill_null(seconds, np.nan)

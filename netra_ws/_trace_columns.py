@@ -1,0 +1,476 @@
+"""Trace records to Arrow columns and DataFrames: the reading half of :mod:`netra_ws.trace`.
+
+Private; :func:`netra_ws.trace.read_trace`, :meth:`~netra_ws.trace.Trace.to_frame` and
+:func:`netra_ws.trace.load_traces` are the public entry points.
+
+Why it is shaped this way: a trace is JSON Lines in which nearly every line is a frame
+record that :class:`~netra_ws.trace.TraceWriter` wrote, starting ``{"kind":"frame",``.
+Decoding a million of those one by one with :func:`json.loads` and then building columns
+from dicts takes tens of seconds, so :func:`scan` reads the file in chunks and hands each
+chunk to pyarrow's multithreaded JSON reader with an explicit schema (the frame columns).
+Python's :mod:`json` only reads the few other lines (the header, open/close/error records,
+marks, blank lines) and the lines pyarrow refuses: a chunk pyarrow refuses is split in
+halves until the refused lines are few, and those are read one by one with exactly the
+tolerant rules of :func:`parse_line`. So a damaged file costs time only where it is
+damaged, and the result never depends on which path read a line; the tests compare both.
+
+A frame written with its keys in another order (another tool) is first read by Python to
+learn that it is a frame, then parsed by pyarrow with the others: correct, only slower.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, BinaryIO
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.json as pa_json
+
+__all__ = [
+    "ARROW_TYPES",
+    "Scan",
+    "arrow_table",
+    "parse_line",
+    "scan",
+    "to_pandas",
+]
+
+# The Arrow type of each DataFrame dtype. large_string because that is what pandas'
+# pyarrow-backed "string" dtype holds: no cast (and no copy of the text) on conversion.
+ARROW_TYPES: Mapping[str, pa.DataType] = {
+    "string": pa.large_string(),
+    "Int64": pa.int64(),
+    "float64": pa.float64(),
+    "datetime64[ns, UTC]": pa.int64(),  # nanoseconds; converted to datetimes by to_pandas
+}
+
+# How TraceWriter starts a frame line (and the same with json.dumps' default separators).
+_FRAME_PREFIXES = (b'{"kind":"frame",', b'{"kind": "frame", ')
+# The file is read and parsed this much at a time: large enough that pyarrow keeps every
+# core busy, small enough that a chunk and its copies stay a small part of the memory.
+CHUNK_BYTES = 64 << 20
+# pyarrow parses a chunk in blocks of this size, one block per thread at a time.
+_BLOCK_BYTES = 4 << 20
+# A range of lines pyarrow refuses is halved until it is this short; then Python reads it.
+_LEAF_LINES = 16
+# What pyarrow raises on a line it cannot read: ArrowInvalid (a ValueError) for bad JSON or
+# a type that does not fit the schema, UnicodeDecodeError for bytes that are not UTF-8.
+_ARROW_ERRORS = (pa.ArrowException, ValueError)
+
+_INT64_MIN, _INT64_MAX = int(np.iinfo(np.int64).min), int(np.iinfo(np.int64).max)
+_NAT_NS = _INT64_MIN  # the int64 value numpy reads as NaT
+
+
+# --- one line, the tolerant way ------------------------------------------------------------
+
+
+def parse_line(raw: bytes, *, terminated: bool) -> dict[str, Any] | str | None:
+    """Read one line (without its newline): the record, why it is unreadable, or None if blank.
+
+    ``terminated`` says whether a newline followed it: an unreadable line without one is the
+    last line of a file whose writer stopped mid-line.
+    """
+    try:
+        # Bytes, not text: json.loads decodes UTF-8 itself, and a corrupt byte then spoils
+        # one line instead of the whole read.
+        record = json.loads(raw)
+    except (ValueError, RecursionError):  # also UnicodeDecodeError, a ValueError
+        if not raw.strip():
+            return None  # a blank line holds nothing to lose
+        return "not JSON" if terminated else "truncated last line"
+    if type(record) is not dict:
+        return "not a JSON object"
+    if type(record.get("kind")) is not str:
+        return "no string 'kind'"
+    return record
+
+
+# --- records to columns (records built in memory, and the lines pyarrow refused) ------------
+
+
+def arrow_table(records: list[dict[str, Any]], columns: Mapping[str, str]) -> pa.Table:
+    """Columns ``columns`` (name -> DataFrame dtype) of ``records``, tolerant of odd values.
+
+    Values of the wrong type become null instead of making anyone guess: an integer column
+    takes only ints within int64, a float column ints and floats, and a string column
+    writes any other value as its text (an int ``run_id`` of an imported trace).
+    """
+    arrays = {}
+    for name, dtype in columns.items():
+        values = [record.get(name) for record in records]
+        if dtype == "string":
+            arrays[name] = _strings(values)
+        elif dtype in ("Int64", "datetime64[ns, UTC]"):
+            arrays[name] = _ints(values)
+        elif dtype == "float64":
+            arrays[name] = _floats(values)
+        else:
+            raise ValueError(f"no Arrow column for dtype {dtype!r}")
+    return pa.table(arrays, schema=_schema(columns))
+
+
+def _strings(values: list[Any]) -> pa.Array:
+    try:
+        return pa.array(values, type=pa.large_string())
+    except (pa.ArrowException, TypeError, ValueError):
+        pass
+    # A lone surrogate (a str with no UTF-8 form, which the writer stores as its \uXXXX
+    # escape) is shown as that escape: Arrow strings must be valid UTF-8.
+    values = [_utf8_safe(v) if isinstance(v, str) else v for v in values]
+    try:
+        return pa.array(values, type=pa.large_string())
+    except (pa.ArrowException, TypeError, ValueError):
+        # Not only str and None: pandas writes each other value as its text.
+        return pa.array(pd.array(values, dtype="string"), type=pa.large_string())
+
+
+def _utf8_safe(text: str) -> str:
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+def _ints(values: list[Any]) -> pa.Array:
+    # type() is int: bools and floats are not counts of nanoseconds or bytes, and Arrow would
+    # silently truncate 1.5 to 1. Out-of-range integers would overflow int64.
+    clean = [v if type(v) is int and _INT64_MIN <= v <= _INT64_MAX else None for v in values]
+    return pa.array(clean, type=pa.int64())
+
+
+def _floats(values: list[Any]) -> pa.Array:
+    return pa.array(
+        np.array(
+            [float(v) if type(v) is float or type(v) is int else np.nan for v in values],
+            dtype="float64",
+        )
+    )
+
+
+def _schema(columns: Mapping[str, str]) -> pa.Schema:
+    return pa.schema([(name, ARROW_TYPES[dtype]) for name, dtype in columns.items()])
+
+
+# --- columns to a DataFrame -----------------------------------------------------------------
+
+
+def to_pandas(table: pa.Table, columns: Mapping[str, str]) -> pd.DataFrame:
+    """The DataFrame of ``table`` with exactly the dtypes of ``columns``, in that order.
+
+    Strings stay in Arrow memory when pandas' "string" dtype is pyarrow-backed (the
+    default), so a million frames of text are not copied again.
+    """
+    data: dict[str, Any] = {}
+    for name, dtype in columns.items():
+        column = table.column(name)
+        if dtype == "string":
+            data[name] = pd.StringDtype().__from_arrow__(column)
+        elif dtype == "Int64":
+            data[name] = pd.Int64Dtype().__from_arrow__(column)
+        elif dtype == "float64":
+            data[name] = column.to_numpy().astype("float64", copy=False)
+        elif dtype == "datetime64[ns, UTC]":
+            ns = pc.fill_null(column, _NAT_NS).to_numpy()
+            data[name] = pd.DatetimeIndex(ns.view("datetime64[ns]")).tz_localize("UTC").array
+        else:
+            raise ValueError(f"no conversion to dtype {dtype!r}")
+    return pd.DataFrame(data, copy=False)
+
+
+# --- a whole file, fast ----------------------------------------------------------------------
+
+
+@dataclass
+class Scan:
+    """What :func:`scan` read from a trace file.
+
+    ``frames`` holds the frame columns, one row per readable frame record in file order, and
+    ``frame_lines`` the (1-based) line number of each row; ``others`` every other readable
+    record with its line number; ``problems`` every unreadable line with the reason. All
+    three lists are in line order. ``size`` is the number of bytes read: the records can be
+    read again, as dicts, from that much of the file.
+    """
+
+    frames: pa.Table
+    frame_lines: np.ndarray
+    others: list[tuple[int, dict[str, Any]]]
+    problems: list[tuple[int, str]]
+    line_count: int
+    size: int
+
+
+def scan(path: Path, columns: Mapping[str, str]) -> Scan:
+    """Read ``path``: frame records as columns ``columns`` (name -> dtype), the rest as dicts.
+
+    Raises only what opening and reading the file raises; deciding whether the result is a
+    trace is the caller's job.
+    """
+    reader = _Reader(columns)
+    with path.open("rb") as f:
+        for chunk in _chunks(f):
+            reader.add(chunk)
+    return reader.result()
+
+
+def _chunks(f: BinaryIO) -> Iterator[memoryview]:
+    """Consecutive pieces of the file, each ending with a newline (the last one may not).
+
+    Each piece is valid until the next one is asked for: the buffer is reused, because
+    fresh 64 MiB buffers cost more page faults than the split of the lines. Nothing built
+    from a piece keeps pointing into it (pyarrow copies what it parses).
+    """
+    # Never bigger than the file: zeroing 64 MiB costs ~70 ms, for a trace of one frame too.
+    buf = bytearray(max(min(CHUNK_BYTES, os.fstat(f.fileno()).st_size + 1), 1))
+    filled = 0  # bytes at the start of buf that belong to the next piece
+    while True:
+        if filled == len(buf):  # one line longer than the buffer: grow it
+            buf = buf + bytearray(len(buf))
+        view = memoryview(buf)
+        read = f.readinto(view[filled:])
+        end = filled + read
+        if read == 0:
+            if end:
+                yield view[:end]
+            return
+        cut = buf.rfind(b"\n", 0, end) + 1
+        if cut == 0:  # no newline yet: the line goes on in the next read
+            filled = end
+            continue
+        yield view[:cut]
+        buf[: end - cut] = buf[cut:end]  # the start of the next piece moves to the front
+        filled = end - cut
+
+
+@dataclass
+class _Reader:
+    columns: Mapping[str, str]
+    tables: list[pa.Table] = field(default_factory=list)
+    lines: list[np.ndarray] = field(default_factory=list)
+    others: list[tuple[int, dict[str, Any]]] = field(default_factory=list)
+    problems: list[tuple[int, str]] = field(default_factory=list)
+    line_count: int = 0
+    size: int = 0
+
+    def __post_init__(self) -> None:
+        self.schema = _schema(self.columns)
+        # "kind" too, so that a chunk read whole tells frames from the other records.
+        self.schema_with_kind = pa.schema([("kind", pa.large_string()), *self.schema])
+
+    def result(self) -> Scan:
+        frames = pa.concat_tables(self.tables) if self.tables else self.schema.empty_table()
+        lines = np.concatenate(self.lines) if self.lines else np.zeros(0, dtype=np.int64)
+        # Ranges refused by pyarrow are read later than the chunk's other lines.
+        self.others.sort(key=lambda item: item[0])
+        self.problems.sort()
+        return Scan(frames, lines, self.others, self.problems, self.line_count, self.size)
+
+    def add(self, chunk: memoryview) -> None:
+        """Read one chunk of whole lines (the file's last chunk may end without a newline)."""
+        first_line = self.line_count + 1
+        self.size += len(chunk)
+        chunk_lines = _Lines.split(chunk)
+        self.line_count += chunk_lines.count
+        n = chunk_lines.count
+
+        fast = chunk_lines.starts_with(_FRAME_PREFIXES)
+        if not chunk_lines.terminated:
+            fast[-1] = False  # the line a crash cut short: Python says how it is damaged
+        is_frame = fast.copy()
+        is_blank = np.zeros(n, dtype=bool)
+        clean = True
+        for i, raw in chunk_lines.take(np.flatnonzero(~fast)):
+            result = parse_line(raw, terminated=chunk_lines.terminated or i < n - 1)
+            if result is None:
+                is_blank[i] = True
+            elif isinstance(result, str):
+                self.problems.append((first_line + i, result))
+                clean = False
+            elif result["kind"] == "frame":
+                is_frame[i] = True
+            else:
+                self.others.append((first_line + i, result))
+
+        frame_index = np.flatnonzero(is_frame)
+        if clean and self._read_whole(chunk, chunk_lines, is_frame, is_blank, first_line):
+            return
+        self._read_frames(chunk, chunk_lines, frame_index, first_line)
+
+    def _read_whole(
+        self,
+        chunk: memoryview,
+        chunk_lines: _Lines,
+        is_frame: np.ndarray,
+        is_blank: np.ndarray,
+        first_line: int,
+    ) -> bool:
+        """The fast path: every line is readable, so pyarrow parses the chunk as it is."""
+        try:
+            table = _read_json(chunk, self.schema_with_kind, chunk_lines.longest)
+        except _ARROW_ERRORS:
+            return False
+        # pyarrow skips blank lines; every other line must be exactly one row of the same
+        # kind Python saw (two objects on one line would be two rows).
+        expected = is_frame[~is_blank]
+        if table.num_rows != len(expected):
+            return False
+        seen = pc.fill_null(pc.equal(table.column("kind"), "frame"), False).to_numpy(
+            zero_copy_only=False
+        )
+        if not np.array_equal(seen, expected):
+            return False
+        self._add(
+            _rows(table.drop_columns(["kind"]), expected), np.flatnonzero(is_frame), first_line
+        )
+        return True
+
+    def _read_frames(
+        self, chunk: memoryview, chunk_lines: _Lines, index: np.ndarray, first_line: int
+    ) -> None:
+        """The careful path: parse only the frame lines, halving ranges pyarrow refuses."""
+        if len(index) == 0:
+            return
+        try:
+            table = _read_json(
+                chunk_lines.gather(chunk, index), self.schema_with_kind, chunk_lines.longest
+            )
+        except _ARROW_ERRORS:
+            table = None
+        if table is not None and table.num_rows == len(index):
+            kinds = table.column("kind")
+            if pc.all(pc.fill_null(pc.equal(kinds, "frame"), False)).as_py():
+                self._add(table.drop_columns(["kind"]), index, first_line)
+                return
+        if len(index) > _LEAF_LINES:
+            middle = len(index) // 2
+            self._read_frames(chunk, chunk_lines, index[:middle], first_line)
+            self._read_frames(chunk, chunk_lines, index[middle:], first_line)
+            return
+        # A few lines pyarrow refuses: Python reads them with the tolerant rules.
+        records: list[dict[str, Any]] = []
+        kept: list[int] = []
+        for i, raw in chunk_lines.take(index):
+            result = parse_line(raw, terminated=chunk_lines.terminated or i < chunk_lines.count - 1)
+            if isinstance(result, str):
+                self.problems.append((first_line + i, result))
+            elif result is None:
+                continue
+            elif result["kind"] == "frame":
+                records.append(result)
+                kept.append(i)
+            else:  # a repeated "kind" key: the last one wins, as in json.loads
+                self.others.append((first_line + i, result))
+        if records:
+            self._add(
+                arrow_table(records, self.columns), np.array(kept, dtype=np.int64), first_line
+            )
+
+    def _add(self, table: pa.Table, index: np.ndarray, first_line: int) -> None:
+        self.tables.append(table)
+        self.lines.append(index.astype(np.int64) + first_line)
+
+
+def _rows(table: pa.Table, keep: np.ndarray) -> pa.Table:
+    """The rows of ``table`` where ``keep`` is true, without copying when few are dropped."""
+    if keep.all():
+        return table
+    dropped = np.flatnonzero(~keep)
+    if len(dropped) * 100 > len(keep):
+        return table.filter(pa.array(keep))
+    # A few header, mark and close rows among many frames: slices share the parsed
+    # columns, where filter() would copy them all.
+    pieces = []
+    start = 0
+    for row in dropped.tolist():
+        if row > start:
+            pieces.append(table.slice(start, row - start))
+        start = row + 1
+    if start < len(keep):
+        pieces.append(table.slice(start))
+    return pa.concat_tables(pieces) if pieces else table.slice(0, 0)
+
+
+def _read_json(data: memoryview | bytes | pa.Buffer, schema: pa.Schema, longest: int) -> pa.Table:
+    """Parse JSON Lines with pyarrow; raises one of _ARROW_ERRORS for anything it refuses."""
+    buffer = data if isinstance(data, pa.Buffer) else pa.py_buffer(data)
+    # pyarrow does not check that text is UTF-8 (and never looks at the fields it ignores),
+    # where json.loads refuses the whole line: check the bytes first (a cast validates).
+    _one_value(buffer).cast(pa.large_string())
+    # A block must hold the longest line (pyarrow refuses an object across two blocks).
+    block = max(_BLOCK_BYTES, 2 * longest + 2)
+    return pa_json.read_json(
+        pa.BufferReader(buffer),
+        read_options=pa_json.ReadOptions(block_size=block),
+        parse_options=pa_json.ParseOptions(
+            explicit_schema=schema, unexpected_field_behavior="ignore"
+        ),
+    )
+
+
+def _one_value(buffer: pa.Buffer) -> pa.LargeBinaryArray:
+    """``buffer`` as an Arrow array of one binary value, without copying it."""
+    offsets = pa.py_buffer(np.array([0, buffer.size], dtype=np.int64))
+    return pa.Array.from_buffers(pa.large_binary(), 1, [None, offsets, buffer])
+
+
+@dataclass
+class _Lines:
+    """The lines of one chunk, split by Arrow (one pass in C++, no Python object per line)."""
+
+    values: pa.LargeBinaryArray  # each line without its newline
+    starts: np.ndarray  # where each line starts in the chunk
+    ends: np.ndarray  # where it ends (its newline, or the end of the chunk)
+    terminated: bool  # whether the chunk's last line has its newline
+
+    @classmethod
+    def split(cls, chunk: memoryview) -> _Lines:
+        values = pc.split_pattern(_one_value(pa.py_buffer(chunk)), pattern=b"\n").flatten()
+        terminated = len(chunk) > 0 and chunk[-1] == 0x0A
+        if terminated:
+            values = values.slice(0, len(values) - 1)  # the empty piece after the last newline
+        offsets = np.frombuffer(values.buffers()[1], dtype=np.int64)
+        offsets = offsets[values.offset : values.offset + len(values) + 1]
+        # Each earlier line lost exactly one byte, its newline, in the split.
+        shift = np.arange(len(values), dtype=np.int64) - offsets[0]
+        starts = offsets[:-1] + shift
+        ends = offsets[1:] + shift
+        return cls(values, starts, ends, terminated)
+
+    @property
+    def count(self) -> int:
+        return len(self.values)
+
+    @property
+    def longest(self) -> int:
+        return int((self.ends - self.starts).max()) if self.count else 0
+
+    def starts_with(self, prefixes: tuple[bytes, ...]) -> np.ndarray:
+        """A boolean array: which lines start with one of ``prefixes``."""
+        hits = np.zeros(self.count, dtype=bool)
+        for prefix in prefixes:
+            hits |= pc.starts_with(self.values, pattern=prefix).to_numpy(zero_copy_only=False)
+        return hits
+
+    def take(self, index: np.ndarray) -> Iterator[tuple[int, bytes]]:
+        """(index, text) of the lines at ``index``."""
+        if len(index) == 0:
+            return iter(())
+        texts = self.values.take(pa.array(index)).to_pylist()
+        return zip(index.tolist(), texts, strict=True)
+
+    def gather(self, chunk: memoryview, index: np.ndarray) -> pa.Buffer | bytes:
+        """The bytes of the lines at ``index`` (sorted), newlines included, as one buffer."""
+        # Consecutive lines are one slice of the chunk; a single run is not even copied.
+        breaks = np.flatnonzero(np.diff(index) != 1) + 1
+        runs = np.split(index, breaks)
+        slices = []
+        for run in runs:
+            start = int(self.starts[run[0]])
+            end = min(int(self.ends[run[-1]]) + 1, len(chunk))  # with the newline, if any
+            slices.append(chunk[start:end])
+        if len(slices) == 1:
+            return pa.py_buffer(slices[0])
+        return b"".join(slices)
