@@ -94,15 +94,15 @@ class Received:
     @property
     def data(self) -> str:
         """The frame as received (base64 for binary frames)."""
-        return self.record["data"]
+        return self._record["data"]  # raw fields need no normalizing
 
     @property
     def seq(self) -> int:
-        return self.record["seq"]
+        return self._record["seq"]
 
     @property
     def t_mono_ns(self) -> int:
-        return self.record["t_mono_ns"]
+        return self._record["t_mono_ns"]
 
     @property
     def parse_error(self) -> str | None:

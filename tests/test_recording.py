@@ -125,3 +125,16 @@ def test_a_session_records_a_burst_completely_and_in_order(make_server, tmp_path
     frames = read_trace(path).frames
     assert [f["seq"] for f in frames] == list(range(1, len(frames) + 1))
     assert sum(1 for f in frames if f["dir"] == "receive" and f["event"] == "pong") == 300
+
+
+def test_burst_lines_are_exactly_what_json_dumps_writes(tmp_path: Path):
+    texts = ['{"a":"é\\n\\u0001\\"q\\""}', 'x"y\\z', "\ud800x", "", "tab\there"] * 20
+    with TraceWriter(tmp_path / "burst.jsonl") as tw:
+        for i, text in enumerate(texts, 1):
+            tw.frame("receive", text, t_wall_ns=i, t_mono_ns=i, flush=False)
+        tw.frame("send", b"\x00bin", t_wall_ns=0, t_mono_ns=0, flush=False)
+        raw = [dict(r) for r in tw._pending]  # as they are before the flush (private: test only)
+    dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+    # The file keeps a lone surrogate as its \uXXXX escape, as TraceWriter always did.
+    written = tw.path.read_bytes().splitlines()[1:]
+    assert written == [dumps(r).encode("utf-8", "backslashreplace") for r in raw]
