@@ -9,7 +9,13 @@ table; the best wall time is the figure to compare (the others measure the machi
 CPU time is printed beside it: on a shared machine it shows the work done when wall time
 includes waiting for a core (it counts every thread, so it can exceed the wall time).
 The headline, "gaps + summary", is ``event_gaps(df)`` then ``summarize_runs(df)``, each
-from the frame table, as a notebook cell would call them. Issue 7 holds it to < 1 s.
+from the frame table, as a notebook cell would call them. Issue 7 holds it to < 1 s; the
+script exits 1 when it is over.
+
+Every step is timed cold: the analysis keeps its preparation of the table last analysed
+(``analysis._last_prepared``), and the script forgets it before each call, so the figure
+is what the first question about a freshly loaded table costs. The last line times the
+same cell again with the preparation kept, as in a notebook asking a second question.
 """
 
 from __future__ import annotations
@@ -28,7 +34,7 @@ from typing import Any
 import pandas as pd
 
 from netra_ws import analysis
-from netra_ws.trace import load_traces, read_parquet
+from netra_ws.trace import load_traces, read_parquet, read_trace
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from gen_trace import DEFAULT_OUT, generate
@@ -41,8 +47,13 @@ def timed(func: Callable[[], Any]) -> tuple[float, Any]:
     return took, result
 
 
-def timed_cpu(func: Callable[[], Any]) -> tuple[float, float, Any]:
-    """Wall and CPU seconds of one call, after a collection so garbage is not billed to it."""
+def timed_cpu(func: Callable[[], Any], *, cold: bool = True) -> tuple[float, float, Any]:
+    """Wall and CPU seconds of one call, after a collection so garbage is not billed to it.
+
+    ``cold``: forget the table the analysis prepared last, so the call prepares it again.
+    """
+    if cold:
+        analysis._last_prepared = None
     gc.collect()
     wall, cpu = time.perf_counter(), time.process_time()
     result = func()
@@ -72,11 +83,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     load_s, df = timed(lambda: load_traces(args.trace))
     print(f"load_traces (JSON Lines -> DataFrame): {load_s:.2f} s, {len(df):,} frames")
-    parquet = args.trace.with_suffix(".parquet")
+    parquet = args.trace.with_suffix(".frames.parquet")  # the export bench_load.py times
     if not parquet.exists():
-        df.to_parquet(parquet, engine="pyarrow", index=False)
+        read_trace(args.trace).to_parquet(parquet)
     parquet_s, _ = timed(lambda: read_parquet(parquet))
-    print(f"read_parquet (same table):             {parquet_s:.2f} s")
+    print(f"read_parquet (the Trace.to_parquet export): {parquet_s:.2f} s")
     print()
 
     steps: list[tuple[str, Callable[[], Any]]] = [
@@ -102,6 +113,9 @@ def main(argv: list[str] | None = None) -> int:
             f"{min(cpus):>8.3f}  {len(out):,}"
         )
 
+    warm = min(timed_cpu(lambda: gaps_and_summary(df), cold=False)[0] for _ in range(args.repeat))
+    print(f"{'(asked again)':<18}{warm:>9.3f}")
+
     headline = best["gaps + summary"]
     verdict = "within" if headline < BUDGET_S else "OVER"
     print()
@@ -109,7 +123,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"({verdict} the {BUDGET_S} s budget)")
     runs = analysis.run_stats(df)
     print(f"({len(runs):,} runs; outcomes {runs['outcome'].value_counts().to_dict()})")
-    return 0
+    return 0 if headline < BUDGET_S else 1
 
 
 if __name__ == "__main__":

@@ -2,7 +2,7 @@
 
 Every function takes the frame table of :meth:`netra_ws.trace.Trace.to_frame` or
 :func:`netra_ws.trace.load_traces` (one row per frame, both directions) and returns a NEW
-DataFrame; the input is never modified and nothing is cached between calls. A table of many
+DataFrame; the input is never modified. A table of many
 per-run trace files feeds straight in: frames are grouped by the ``trace`` column when there
 is one, else by ``session``. Typical use::
 
@@ -36,10 +36,15 @@ Duplicates and disorder. A frame that appears twice in the table (same trace or 
 (``t_mono_ns``, then ``seq``), whatever order the table is in. An event the server really
 sent twice (two frames) counts twice. Frames without ``t_mono_ns`` cannot be timed and are
 left out of everything but :func:`assign_runs`.
+
+Speed. Each function first puts the table in run and receipt order (half a second for a
+million frames). That work is kept for the table analysed last, as long as it lives and its
+columns are the ones it was done from, so asking several questions of one table pays once.
 """
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from functools import cached_property
@@ -50,6 +55,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
+from pandas.arrays import NumpyExtensionArray
 
 from .events import AGENT_EVENTS, RUN_TRIGGER_TYPES, TERMINAL_EVENTS
 
@@ -151,7 +157,8 @@ class _Base:
     """
 
     def __init__(self, df: pd.DataFrame) -> None:
-        self.df = df
+        # Weak: _Frames are kept between calls (_prepare), and must not keep a table alive.
+        self._df = weakref.ref(df)
         self.stream = _stream_column(df)
         s, names = _block_codes(df[self.stream].array)
         # A stream without a name (a trace with no header) is a stream all the same.
@@ -169,7 +176,14 @@ class _Base:
         self.event_array = pd.array(self.event_names.astype("string"))
         self.is_recv = _eq(df["dir"], "receive")
         self.has_run_id = df["run_id"].notna().to_numpy(dtype=bool)
+        self.run_id_codes, _ = _block_codes(df["run_id"].array)
         self.is_trig = _eq(df["dir"], "send") & self.event_in(RUN_TRIGGER_TYPES)
+
+    @property
+    def df(self) -> pd.DataFrame:
+        df = self._df()
+        assert df is not None, "the table is gone; analyses hold it while they run"
+        return df
 
     def event_in(self, names: Iterable[str], codes: np.ndarray | None = None) -> np.ndarray:
         """Mask of the rows (or of ``codes``) whose event is one of ``names``."""
@@ -226,7 +240,9 @@ def _run_codes(base: _Base) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     if len(carriers):
         # Rows carrying a run_id, grouped by (stream, run_id), in receipt order. Run ids are
         # numbered in order of appearance, so this is usually sorted already.
-        rid, _ = _block_codes(base.df["run_id"].array.take(rows[carriers]))
+        # Codes of the whole column, then picked: gathering the carriers' strings first
+        # would copy most of the column's text.
+        rid = base.run_id_codes[rows[carriers]]
         pair = s[carriers].astype(np.int64) * (int(rid.max()) + 1) + rid
         by_pair = _stable_order(pair)
         pair, found = pair[by_pair], carriers[by_pair]
@@ -343,8 +359,43 @@ class _Frames:
         return out
 
 
+# What _prepare reads from the table; the result is the same while these are the same.
+_PREPARED_FROM = ("trace", "session", "t_mono_ns", "seq", "event", "dir", "run_id", "run", "t_s")
+
+# The last table prepared: a weak reference to it, the columns it was prepared from (held,
+# so that pandas copies a column someone writes to instead of changing it under us), and
+# the result.
+_last_prepared: tuple[weakref.ref[pd.DataFrame], dict[str, pd.Series], _Frames] | None = None
+
+
 def _prepare(df: pd.DataFrame, required: Sequence[str], caller: str) -> _Frames:
+    """The table's timed frames in runs, from the last call when nothing has changed since."""
+    global _last_prepared
     _check_frame(df, required, caller)
+    columns = {name: df[name] for name in _PREPARED_FROM if name in df.columns}
+    if _last_prepared is not None:
+        ref, held, frames = _last_prepared
+        same = ref() is df and held.keys() == columns.keys()
+        if same and all(_same_column(held[name], columns[name]) for name in held):
+            return frames
+    frames = _prepare_frames(df)
+    _last_prepared = (weakref.ref(df), columns, frames)
+    return frames
+
+
+def _same_column(a: pd.Series, b: pd.Series) -> bool:
+    """Whether two Series hold the very same values (not equal ones: the same memory)."""
+    if a.array is b.array:  # extension arrays (Arrow strings, Int64) are the block itself
+        return True
+    # A numpy column gets a new wrapper each time: compare the memory it shows. ``a`` is
+    # held, so its memory cannot be freed and reused for another array.
+    if isinstance(a.array, NumpyExtensionArray) and isinstance(b.array, NumpyExtensionArray):
+        x, y = a.array.to_numpy(), b.array.to_numpy()
+        return x.dtype != object and x.__array_interface__ == y.__array_interface__
+    return False
+
+
+def _prepare_frames(df: pd.DataFrame) -> _Frames:
     base = _Base(df)
     if "run" in df.columns:
         # Somebody's own labelling (or assign_runs' output): trust it, number in time order.
@@ -388,7 +439,7 @@ def _prepare(df: pd.DataFrame, required: Sequence[str], caller: str) -> _Frames:
         np.where(first_run_id >= 0, rows[first_run_id], -1), allow_fill=True
     )
 
-    return _Frames(
+    frames = _Frames(
         base=base,
         rows=rows,
         rk=rk,
@@ -399,6 +450,12 @@ def _prepare(df: pd.DataFrame, required: Sequence[str], caller: str) -> _Frames:
         runs=pd.DataFrame(runs),
         trig=_first_index(rk, base.is_trig[rows], n_runs),
     )
+    # Kept for the next call (_prepare): nobody may write to these arrays.
+    for holder in (base, frames):
+        for value in vars(holder).values():
+            if isinstance(value, np.ndarray):
+                value.flags.writeable = False
+    return frames
 
 
 def _first_index(rk: np.ndarray, mask: np.ndarray, n_runs: int) -> np.ndarray:

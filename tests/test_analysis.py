@@ -442,6 +442,66 @@ def test_reordered_rows_give_the_same_answers(df):
     pd.testing.assert_frame_equal(find_stalls(shuffled, 0.2), find_stalls(df, 0.2))
 
 
+# --- the prepared table kept between calls -------------------------------------------------
+
+
+@pytest.fixture
+def preparations(monkeypatch) -> list[int]:
+    """Counts how often the table is really prepared (not served from the last call)."""
+    calls: list[int] = []
+    prepare = analysis._prepare_frames
+
+    def counting(df: pd.DataFrame) -> Any:
+        calls.append(len(df))
+        return prepare(df)
+
+    monkeypatch.setattr(analysis, "_prepare_frames", counting)
+    monkeypatch.setattr(analysis, "_last_prepared", None)
+    return calls
+
+
+def test_questions_of_one_table_prepare_it_once(df, preparations):
+    expected = [event_gaps(df.copy()), run_stats(df.copy()), summarize_runs(df.copy())]
+    assert len(preparations) == 3
+    preparations.clear()
+    answers = [event_gaps(df), run_stats(df), summarize_runs(df)]
+    assert len(preparations) == 1
+    for got, want in zip(answers, expected, strict=True):
+        pd.testing.assert_frame_equal(got, want)
+
+
+@pytest.mark.parametrize(
+    "edit",
+    [
+        lambda df: df.__setitem__("t_mono_ns", (df["t_mono_ns"] - MONO0) * 2 + MONO0),
+        lambda df: df.loc.__setitem__((df.index[4], "t_mono_ns"), MONO0 + 3_000_000_000),
+        lambda df: df.loc.__setitem__((df.index[4], "event"), "agent_completed"),
+        lambda df: df.loc.__setitem__((df.index[4], "t_s"), 99.0),
+        lambda df: df.loc.__setitem__((df.index[2], "run_id"), "run-9"),
+        lambda df: df.__setitem__("run", "mine"),
+    ],
+    ids=["column", "time", "event", "t_s", "run_id", "run-column"],
+)
+def test_an_edited_table_is_prepared_again(df, preparations, edit):
+    event_gaps(df)
+    edit(df)
+    # What a fresh table with the same contents gives: the answer must not be the old one.
+    pd.testing.assert_frame_equal(event_gaps(df), event_gaps(df.copy(deep=True)))
+    pd.testing.assert_frame_equal(summarize_runs(df), summarize_runs(df.copy(deep=True)))
+
+
+def test_the_kept_preparation_does_not_keep_the_table_alive(preparations):
+    import gc
+    import weakref
+
+    table = three_runs().frame()
+    event_gaps(table)
+    ref = weakref.ref(table)
+    del table
+    gc.collect()
+    assert ref() is None
+
+
 def test_an_event_the_server_sent_twice_counts_twice():
     s = Script().send(0).event(100, "agent_started").event(300, "agent_completed")
     s.event(300.5, "agent_completed")  # a second frame, a retry
