@@ -59,6 +59,8 @@ def _positive_float(text: str) -> float:
 
 def _serve(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    if args.verbose:
+        logging.getLogger("netra_ws.server.connections").setLevel(logging.DEBUG)
     options = {"scenario": args.scenario} if args.scenario is not None else {}
     config = ServerConfig(
         host=args.host,
@@ -267,6 +269,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--secret",
         default=None,
         help=f"JWT signing secret (default: ${SECRET_ENV} or the dev secret)",
+    )
+    serve.add_argument(
+        "-v",
+        "--verbose",
+        action="store_true",
+        help="log every connection and run too (off by default: thousands of lines under load)",
     )
     serve.set_defaults(func=_serve)
 

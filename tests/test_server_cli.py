@@ -171,3 +171,21 @@ def test_serve_refuses_bad_specs_and_files_with_the_reason(tmp_path, capsys):
         main(["serve", "--help"])
     help_text = capsys.readouterr().out
     assert "tcp-close:after=EVENT" in help_text and "FAULT <kind>" in help_text
+
+
+@pytest.mark.parametrize("verbose", [False, True])
+def test_connections_and_runs_are_logged_only_when_verbose(tmp_path, verbose):
+    fast = tmp_path / "fast.json"
+    fast.write_text(json.dumps({"first_delay": 0.01, "step_delay": 0.01}))
+    args = ["--scenario", str(fast), *(["--verbose"] if verbose else [])]
+    with _serve(tmp_path, *args) as (url, log):
+        run(_two_runs(url, tmp_path / "t.jsonl"))
+        lines = [line for line in log().splitlines() if "netra_ws.server.connections" in line]
+        wanted = [" opened user=", " run ", " started (run 1)", " completed"]
+        if verbose:
+            for part in wanted:
+                assert any(part in line for line in lines), (part, log())
+        else:
+            assert lines == []
+        # Whatever the level, websockets' frame-level log stays off.
+        assert "> TEXT" not in log() and "< TEXT" not in log()

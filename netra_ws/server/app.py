@@ -49,6 +49,11 @@ log = logging.getLogger("netra_ws.server")
 # websockets logs through this logger too (serve(logger=log)), and at DEBUG that includes
 # every handshake header: Authorization values and jwt.<token> subprotocols stop here.
 log.addFilter(RedactingFilter())
+# A line per connection and per run, at DEBUG: thousands of them under load cost the server
+# 12 % of its CPU at 1,000 sessions. `serve --verbose` shows them (this logger at DEBUG, not
+# its parent, whose DEBUG is websockets' log of every frame).
+conn_log = logging.getLogger("netra_ws.server.connections")
+conn_log.addFilter(RedactingFilter())  # a logger's filters do not see its children's records
 
 DEFAULT_PATHS = ("/api/v1/websocket", "/ws")
 DEFAULT_HEARTBEAT_INTERVAL = 15.0  # staging's receive timeout (PROTOCOL.md §4)
@@ -289,7 +294,7 @@ class _Connection:
         await self.ws.send(json.dumps(frame))
 
     async def run(self) -> None:
-        log.info("%s opened user=%s conn=%d", self.connection_id, self.user_id, self.index)
+        conn_log.debug("%s opened user=%s conn=%d", self.connection_id, self.user_id, self.index)
         try:
             await self.send(
                 status_frame(
@@ -310,7 +315,7 @@ class _Connection:
         finally:
             for task in self.runs:
                 task.cancel()
-            log.info("%s closed code=%s", self.connection_id, self.ws.close_code)
+            conn_log.debug("%s closed code=%s", self.connection_id, self.ws.close_code)
 
     async def _receive_loop(self) -> None:
         interval = self.server.heartbeat_interval
@@ -421,7 +426,7 @@ class _Connection:
         task.add_done_callback(self.runs.discard)
 
     async def _play(self, ctx: AgentEventContext, actions: list[Action], number: int) -> None:
-        log.info("%s run %s started (run %d)", self.connection_id, ctx.run_id, number)
+        conn_log.debug("%s run %s started (run %d)", self.connection_id, ctx.run_id, number)
 
         def render(step: Step) -> str:
             self.agent_events_sent += 1
@@ -431,10 +436,10 @@ class _Connection:
         try:
             finished = await _perform(self.ws, actions, render=render, where=where)
         except ConnectionClosed:
-            log.info("%s run %s cut: connection closed", self.connection_id, ctx.run_id)
+            conn_log.debug("%s run %s cut: connection closed", self.connection_id, ctx.run_id)
             return
         if finished:
-            log.info("%s run %s completed", self.connection_id, ctx.run_id)
+            conn_log.debug("%s run %s completed", self.connection_id, ctx.run_id)
 
 
 class _ReplayConnection:
@@ -449,7 +454,7 @@ class _ReplayConnection:
         self.first_message = asyncio.get_running_loop().create_future()
 
     async def run(self) -> None:
-        log.info("%s opened for replay of %s", self.connection_id, self.replay.source)
+        conn_log.debug("%s opened for replay of %s", self.connection_id, self.replay.source)
         player = asyncio.create_task(self._play())
         try:
             while True:
@@ -460,7 +465,7 @@ class _ReplayConnection:
             pass
         finally:
             player.cancel()
-            log.info("%s closed code=%s", self.connection_id, self.ws.close_code)
+            conn_log.debug("%s closed code=%s", self.connection_id, self.ws.close_code)
 
     async def _play(self) -> None:
         where = f"run=replay conn={self.connection_id}"
