@@ -284,7 +284,7 @@ def _decode(frame: Any) -> dict[str, Any]:
         raise FrameParseError(f"not a frame: expected str, bytes or a mapping, got {kind}")
     value = _loads(frame)
     if not isinstance(value, dict):
-        raise FrameParseError(f"JSON {_json_kind(value)}, not an object")
+        raise FrameParseError(f"JSON {json_kind(value)}, not an object")
     return value
 
 
@@ -315,7 +315,10 @@ def _parse_big_int(text: str) -> int | float:
         return float(text)  # inf for absurd sizes; callers ignore non-finite numbers
 
 
-def _json_kind(value: Any) -> str:
+def json_kind(value: Any) -> str:
+    """What a decoded JSON value is, in JSON's words ("array", "string", ...), for messages."""
+    if isinstance(value, Mapping):
+        return "object"
     if isinstance(value, list):
         return "array"
     if isinstance(value, str):
@@ -324,7 +327,9 @@ def _json_kind(value: Any) -> str:
         return "boolean"
     if value is None:
         return "null"
-    return "number"
+    if isinstance(value, (int, float)):
+        return "number"
+    return type(value).__name__
 
 
 # --- classification ------------------------------------------------------------------------

@@ -14,6 +14,8 @@ The checks of :func:`check_run`:
 
 - ``agent events``: every ``user_message`` (any run trigger) was answered by agent events.
   None at all is a failure, explained with its likely causes, never a pass;
+- ``frames parse``: every frame the server sent is a JSON object (a malformed or binary
+  frame fails it, naming its seq and why);
 - ``required events``: each run holds the profile's required events;
 - ``order``: ``agent_started``, ``agent_thinking``*, (``tool_executing``, ``tool_completed``)*,
   then ``agent_completed`` or ``agent_error`` (PROTOCOL.md §5), per run;
@@ -43,7 +45,14 @@ from typing import Any, Literal
 
 import pandas as pd
 
-from .events import AGENT_EVENTS, RUN_TRIGGER_TYPES, TERMINAL_EVENTS, Event, normalize
+from .events import (
+    AGENT_EVENTS,
+    RUN_TRIGGER_TYPES,
+    TERMINAL_EVENTS,
+    Event,
+    json_kind,
+    normalize,
+)
 
 __all__ = [
     "BUDGET_KEYS",
@@ -359,6 +368,7 @@ class _Frame:
     name: str | None
     obj: dict[str, Any] | None  # the decoded JSON object, None when it did not parse
     event: Event | None
+    problem: str | None = None  # why obj is None: the trace's parse_error, or the decoder's
 
     @property
     def ref(self) -> str:
@@ -401,7 +411,7 @@ def _frames(records: Iterable[Mapping[str, Any]]) -> list[_Frame]:
     for record in records:
         if record.get("kind") != "frame":
             continue
-        obj = _decode(record)
+        obj, problem = _decode(record)
         event = normalize(obj) if obj is not None else None
         name = record.get("event") or (event.event if event is not None else None)
         t_mono = record.get("t_mono_ns")
@@ -413,22 +423,26 @@ def _frames(records: Iterable[Mapping[str, Any]]) -> list[_Frame]:
                 name=name,
                 obj=obj,
                 event=event,
+                problem=problem,
             )
         )
     return sorted(frames, key=lambda f: f.seq)
 
 
-def _decode(record: Mapping[str, Any]) -> dict[str, Any] | None:
+def _decode(record: Mapping[str, Any]) -> tuple[dict[str, Any] | None, str | None]:
+    """The frame's JSON object, or None and why it has none."""
     if record.get("parse_error") or record.get("opcode") == "binary":
-        return None
+        return None, str(record.get("parse_error") or "binary frame, not parsed")
     data = record.get("data")
     if not isinstance(data, str):
-        return None
+        return None, "no text recorded"
     try:
         obj = json.loads(data)
     except (ValueError, RecursionError):
-        return None
-    return obj if isinstance(obj, dict) else None
+        return None, "not JSON"
+    if not isinstance(obj, dict):
+        return None, f"JSON {json_kind(obj)}, not an object"
+    return obj, None
 
 
 # --- runs ------------------------------------------------------------------------------------
@@ -504,7 +518,7 @@ def check_run(
     triggers = _triggers(all_frames)
     runs = _runs(all_frames, triggers)
 
-    checks = Checks([_check_arrived(all_frames, triggers, runs)])
+    checks = Checks([_check_arrived(all_frames, triggers, runs), _check_parsed(all_frames)])
     if not runs:
         why = "nothing to check: no agent events arrived (see 'agent events')"
         names = ["required events", "order", "tool pairing"]
@@ -577,6 +591,26 @@ def _check_arrived(frames: list[_Frame], triggers: list[_Frame], runs: list[_Run
         PASSED,
         f"{count} agent events in {len(runs)} run(s){after}.",
         evidence=tuple(run.events[0].seq for run in runs),
+    )
+
+
+def _check_parsed(frames: list[_Frame]) -> CheckResult:
+    name = "frames parse"
+    received = [f for f in frames if f.received]
+    bad = [f for f in received if f.obj is None]
+    if not received:
+        return CheckResult(name, INCONCLUSIVE, "The server sent no frames in these records.")
+    if not bad:
+        return CheckResult(name, PASSED, f"All {len(received)} received frames are JSON objects.")
+    shown = "; ".join(f"#{f.seq}: {f.problem}" for f in bad[:5])
+    more = f"; and {len(bad) - 5} more" if len(bad) > 5 else ""
+    return CheckResult(
+        name,
+        FAILED,
+        f"{len(bad)} of {len(received)} received frames are not JSON objects ({shown}{more}): "
+        "the protocol sends every message as a JSON object in a text frame. Their raw text "
+        "is in the trace (data).",
+        evidence=tuple(f.seq for f in bad),
     )
 
 

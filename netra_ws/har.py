@@ -63,7 +63,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import HarFormatError
-from .events import parse_timestamp
+from .events import json_kind, parse_timestamp
 from .redact import (
     REDACTED,
     SECRET_HEADERS,
@@ -202,7 +202,7 @@ def _har_to_traces(har: Any, source: str | None) -> list[Trace]:
 
 def _entries(har: Any, where: str) -> list[Any]:
     if not isinstance(har, Mapping):
-        raise HarFormatError(f"{where}: not a HAR file: JSON {_json_kind(har)}, not an object")
+        raise HarFormatError(f"{where}: not a HAR file: JSON {json_kind(har)}, not an object")
     log = har.get("log")
     if not isinstance(log, Mapping):
         keys = sorted(map(str, har))[:8]
@@ -400,7 +400,7 @@ def _payload(data: Any, opcode: int) -> tuple[str | bytes, list[str]]:
         return (b"" if opcode == 2 else ""), ["data missing: recorded as an empty frame"]
     if not isinstance(data, str):
         text = json.dumps(data, ensure_ascii=False)
-        return text, [f"data was a JSON {_json_kind(data)}, not a string: recorded as its JSON"]
+        return text, [f"data was a JSON {json_kind(data)}, not a string: recorded as its JSON"]
     if opcode == 1:
         return data, []
     raw = _b64decode(data)
@@ -811,20 +811,6 @@ def _first_int(*values: Any) -> int | None:
 
 def _mapping(value: Any) -> Mapping[str, Any]:
     return value if isinstance(value, Mapping) else {}
-
-
-def _json_kind(value: Any) -> str:
-    if isinstance(value, list):
-        return "array"
-    if isinstance(value, str):
-        return "string"
-    if isinstance(value, bool):
-        return "boolean"
-    if value is None:
-        return "null"
-    if isinstance(value, (int, float)) and not (isinstance(value, float) and math.isnan(value)):
-        return "number"
-    return type(value).__name__
 
 
 def _not_json(text: str, exc: json.JSONDecodeError) -> str:

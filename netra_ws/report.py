@@ -908,9 +908,9 @@ def _workflow_sentences(result: ProbeResult, trace: Trace) -> str:
     checks = result.checks
     if result.status == PASSED:
         sentences.append(
-            f"All {len(checks)} checks of profile {profile} passed: every critical event "
-            "arrived, in order, tool calls were paired, and each event carries its required "
-            "fields."
+            f"All {len(checks)} checks of profile {profile} passed: every frame parsed, every "
+            "critical event arrived, in order, tool calls were paired, and each event carries "
+            "its required fields."
         )
     else:
         failed = checks.failures or [c for c in checks if c.status != PASSED]

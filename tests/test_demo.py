@@ -106,7 +106,7 @@ def test_demo_falls_back_to_the_probes_without_notebooks(tmp_path, monkeypatch):
     assert result.ok and result.verdict == "passed", result.summary
     assert result.report == tmp_path / "report.md"
     text = result.report.read_text(encoding="utf-8")
-    assert "| workflow | ✅ passed | 12 agent events; 11 of 11 checks passed |" in text
+    assert "| workflow | ✅ passed | 12 agent events; 12 of 12 checks passed |" in text
     assert len(list(tmp_path.glob("probes-*/*.jsonl"))) == 9
 
 

@@ -96,6 +96,7 @@ def test_a_complete_bridge_run_passes_every_check():
     assert checks.status == PASSED, checks.explain()
     assert checks.names == [
         "agent events",
+        "frames parse",
         "required events",
         "order",
         "tool pairing",
@@ -123,6 +124,34 @@ def test_interleaved_runs_are_told_apart_by_run_id():
     assert checks["tool pairing"].status == PASSED
 
 
+# --- frames parse: a malformed frame fails, even when the run around it is complete ---------
+
+
+def test_a_malformed_frame_in_a_complete_run_fails_frames_parse():
+    events = good_run()
+    bad_text, array = ("receive", "{not json"), ("receive", "[1, 2]")
+    records = frames(welcome(), *events[:3], bad_text, *events[3:], array)
+    binary = frame_record(len(records) + 1, "receive", b"\x00\x01", t_wall_ns=9, t_mono_ns=9)
+    checks = check_run([*records, binary])
+    parsed = checks["frames parse"]
+    assert parsed.status == FAILED
+    assert parsed.evidence == (5, 9, 10)
+    assert "3 of 9 received frames" in parsed.explanation
+    assert "#5: not JSON" in parsed.explanation
+    assert "#9: JSON array, not an object" in parsed.explanation
+    assert "#10: binary frame (2 bytes)" in parsed.explanation
+    # The run itself is fine: only this check says what is wrong, and the verdict fails.
+    assert [c.name for c in checks.failures] == ["frames parse"]
+    assert checks.status == FAILED
+
+
+def test_frames_parse_counts_only_what_the_server_sent():
+    records = frames(welcome(), ("send", "{typo"), *good_run())
+    assert check_run(records)["frames parse"].status == PASSED
+    no_reply = check_run(frames(("send", user_message())))
+    assert no_reply["frames parse"].status == INCONCLUSIVE
+
+
 # --- agent events: none is a failure, never a pass -------------------------------------------
 
 
@@ -137,8 +166,9 @@ def test_no_agent_events_after_user_message_fails_with_likely_causes():
     assert "swallowed" in text
     assert "demo user" in text and "connection_established #1 says user_id 'demo-use...'" in text
     assert "not a pass" in text
-    # Everything else had nothing to judge: inconclusive, never passed.
-    assert {c.status for c in checks[1:]} == {INCONCLUSIVE}
+    # The welcome frame parses; everything else had nothing to judge: inconclusive.
+    assert checks["frames parse"].status == PASSED
+    assert {c.status for c in checks[2:]} == {INCONCLUSIVE}
     assert checks.status == FAILED
 
 
@@ -149,7 +179,9 @@ def test_events_the_client_sent_are_never_validated():
     assert checks["agent events"].status == FAILED
     assert "no user_message was sent" in checks["agent events"].explanation
     assert checks["fields: agent_started"].status == INCONCLUSIVE
-    assert not any(c.passed for c in checks)
+    # Only the welcome frame was received, and it parses; nothing else may pass.
+    assert "All 1 received frames" in checks["frames parse"].explanation
+    assert not any(c.passed for c in checks if c.name != "frames parse")
 
 
 def test_an_ack_or_an_error_reply_is_named_in_the_explanation():

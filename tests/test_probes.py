@@ -120,7 +120,8 @@ def test_workflow_probe_fails_on_staging_937_and_says_why(make_server, tmp_path)
     assert "swallowed" in text
     assert "connection_established #1 says user_id 'demo-use...'" in text
     assert result.facts["agent_events"] == 0
-    assert not any(c.status == PASSED for c in result.checks)
+    # The frames that did come parse; no check about agent events may pass.
+    assert not any(c.status == PASSED for c in result.checks if c.name != "frames parse")
 
 
 def test_workflow_probe_fails_netra_bridge_on_the_suite_contract_dialect(make_server):

@@ -118,7 +118,7 @@ def test_passing_report_tables(reports):
         "| connection | ✅ passed | first frame connection_established; user_id 'netra-ws...' |",
         f"| negative | ✅ passed | 6 output names sent as input, no reply within {QUIET:g} s "
         "each |",
-        "| workflow | ✅ passed | 12 agent events; 11 of 11 checks passed |",
+        "| workflow | ✅ passed | 12 agent events; 12 of 12 checks passed |",
         "| auth | ✅ passed | 6 of 6 credentials behaved as expected |",
         "| no token | refused | 101 | error_message AUTH_FAILED | – | 1008 | ✅ passed |",
         "| header | agent events | 101 | connection_established | netra-ws... | – | ✅ passed |",
@@ -155,8 +155,8 @@ def test_passing_report_sentences(reports):
         "anything, read one frame: connection_established #1,",
         "We sent user_message (flat form) and received agent_started → agent_thinking ×2 → "
         "tool_executing → tool_completed → agent_completed in ",
-        "All 11 checks of profile netra-bridge passed: every critical event arrived, in order, "
-        "tool calls were paired, and each event carries its required fields.",
+        "All 12 checks of profile netra-bridge passed: every frame parsed, every critical event "
+        "arrived, in order, tool calls were paired, and each event carries its required fields.",
         "Authentication is enforced. No token, expired token and bad signature were refused "
         "(error_message AUTH_FAILED, then close 1008). A valid token got agent events (header, "
         "jwt.<base64url> subprotocol and bare jwt-auth + header).",
