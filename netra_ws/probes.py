@@ -368,7 +368,7 @@ async def probe_connection(
             pass  # recorded in the trace; check_connection explains it
         records = writer.records
     check = check_connection(records)
-    facts.update(_first_frame_facts(records))
+    facts.update(first_frame_facts(records))
     return ProbeResult(
         "connection",
         check.status,
@@ -380,7 +380,7 @@ async def probe_connection(
     )
 
 
-def _first_frame_facts(records: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+def first_frame_facts(records: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     opened = next((r for r in records if r.get("kind") == "open"), None)
     first = next((r for r in records if r.get("kind") == "frame" and r["dir"] == "receive"), None)
     if first is None:
@@ -538,7 +538,7 @@ async def probe_workflow(
             error = exc
     records = writer.records
     checks = check_run(records, prof, budgets)
-    facts.update(_first_frame_facts(records))
+    facts.update(first_frame_facts(records))
     facts["agent_events"] = sum(
         1 for r in records if r.get("dir") == "receive" and r.get("event") in AGENT_EVENTS
     )
@@ -587,7 +587,7 @@ class _Credential:
         return self.kind == "valid"
 
 
-_MATRIX = (
+AUTH_MATRIX = (
     _Credential("no token", "none", "none", "none"),
     _Credential("header", "header", "valid", "header"),
     _Credential("jwt.<base64url> subprotocol", "subprotocol", "valid", "subprotocol"),
@@ -631,7 +631,7 @@ async def probe_auth(
             "bad-signature": _bad_signature(valid) if valid else None,
         }
         rows, traces = [], []
-        for credential in _MATRIX:
+        for credential in AUTH_MATRIX:
             row, path = await _auth_row(
                 tgt.url,
                 credential,
@@ -683,19 +683,7 @@ async def _auth_row(
     labels: Mapping[str, str],
 ) -> tuple[dict[str, Any], Path | None]:
     """Try one credential; the row of the matrix and the trace of its connection."""
-    row: dict[str, Any] = {
-        "credential": credential.label,
-        "expected": "agent events" if credential.should_work else "refused",
-        "http_status": None,
-        "subprotocol": None,
-        "first_frame": None,
-        "user_id": None,
-        "close_code": None,
-        "agent_events": None,
-        "status": INCONCLUSIVE,
-        "explanation": "",
-        "trace": None,
-    }
+    row = empty_auth_row(credential)
     if credential.kind != "none" and token is None:
         row["explanation"] = {
             "valid": "not tried: no token given (pass token=…, or --token-env NAME).",
@@ -742,11 +730,28 @@ async def _auth_row(
         return row, writer.path
     finally:
         writer.close()  # connect() closes it too; a refused handshake may not get that far
-    row["status"], row["explanation"] = _judge_auth_row(credential, row, accepted)
+    row["status"], row["explanation"] = judge_auth_row(credential, row, accepted)
     return row, writer.path
 
 
-def _judge_auth_row(
+def empty_auth_row(credential: _Credential) -> dict[str, Any]:
+    """The auth matrix row of a credential before anything is known (inconclusive)."""
+    return {
+        "credential": credential.label,
+        "expected": "agent events" if credential.should_work else "refused",
+        "http_status": None,
+        "subprotocol": None,
+        "first_frame": None,
+        "user_id": None,
+        "close_code": None,
+        "agent_events": None,
+        "status": INCONCLUSIVE,
+        "explanation": "",
+        "trace": None,
+    }
+
+
+def judge_auth_row(
     credential: _Credential, row: dict[str, Any], accepted: bool
 ) -> tuple[Status, str]:
     how = _refusal(row)

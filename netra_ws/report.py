@@ -64,8 +64,15 @@ from .expect import (
 )
 from .notebooks import NOTEBOOKS, latest_output
 from .plots import FIGSIZE, plot_gaps, plot_timeline
-from .probes import _MATRIX as _AUTH_MATRIX
-from .probes import PROBES, ProbeReport, ProbeResult, _first_frame_facts, _judge_auth_row
+from .probes import (  # the live probes' rules: a verdict from traces is the same verdict
+    AUTH_MATRIX,
+    PROBES,
+    ProbeReport,
+    ProbeResult,
+    empty_auth_row,
+    first_frame_facts,
+    judge_auth_row,
+)
 from .redact import Redactor, redact_url
 from .trace import Trace, TraceWarning, read_trace
 
@@ -548,7 +555,7 @@ def _judge_connection(trace: Trace) -> ProbeResult:
             auth=opened.get("auth"),
             handshake_ms=opened.get("connect_ms"),
         )
-    facts.update(_first_frame_facts(records))
+    facts.update(first_frame_facts(records))
     return ProbeResult(
         "connection",
         check.status,
@@ -632,7 +639,7 @@ def _judge_workflow(
     problem = _connection_problem(records)
     forms = [m.get("form") for m in _marks(records, "workflow probe: user_message sent")]
     facts: dict[str, Any] = {"target": _target_label([trace]), "profile": prof.name, "forms": forms}
-    facts.update(_first_frame_facts(records))
+    facts.update(first_frame_facts(records))
     facts["agent_events"] = sum(1 for f in _received(records) if f.get("event") in AGENT_EVENTS)
     status = FAILED if problem else checks.status
     if status == PASSED:
@@ -659,7 +666,7 @@ def _judge_auth(traces: Sequence[Trace]) -> ProbeResult:
     for trace in sorted(traces, key=_started):
         latest[str(_label(trace, "credential"))] = trace
     rows = []
-    for credential in _AUTH_MATRIX:
+    for credential in AUTH_MATRIX:
         trace = latest.get(credential.label)
         rows.append(
             _auth_row(credential, trace) if trace is not None else _auth_row_not_tried(credential)
@@ -685,24 +692,8 @@ def _judge_auth(traces: Sequence[Trace]) -> ProbeResult:
     )
 
 
-def _empty_row(credential: Any) -> dict[str, Any]:
-    return {
-        "credential": credential.label,
-        "expected": "agent events" if credential.should_work else "refused",
-        "http_status": None,
-        "subprotocol": None,
-        "first_frame": None,
-        "user_id": None,
-        "close_code": None,
-        "agent_events": None,
-        "status": INCONCLUSIVE,
-        "explanation": "",
-        "trace": None,
-    }
-
-
 def _auth_row_not_tried(credential: Any) -> dict[str, Any]:
-    row = _empty_row(credential)
+    row = empty_auth_row(credential)
     row["explanation"] = "not tried: there is no trace of this credential."
     return row
 
@@ -710,7 +701,7 @@ def _auth_row_not_tried(credential: Any) -> dict[str, Any]:
 def _auth_row(credential: Any, trace: Trace) -> dict[str, Any]:
     """The auth matrix row of one credential, read from its trace as the live probe saw it."""
     records = trace.records
-    row = _empty_row(credential)
+    row = empty_auth_row(credential)
     row["trace"] = trace.path.name if trace.path is not None else None
     opened = next(iter(_of_kind(records, "open")), None)
     error = next(iter(_of_kind(records, "error")), None)
@@ -737,7 +728,7 @@ def _auth_row(credential: Any, trace: Trace) -> dict[str, Any]:
     close = _server_close(records)
     row["close_code"] = close.get("code") if close is not None else None
     row["agent_events"] = any(f.get("event") in AGENT_EVENTS for f in received)
-    row["status"], row["explanation"] = _judge_auth_row(credential, row, accepted)
+    row["status"], row["explanation"] = judge_auth_row(credential, row, accepted)
     return row
 
 
