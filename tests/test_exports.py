@@ -107,6 +107,31 @@ def test_top_level_names_are_pinned():
     assert sorted(netra_ws.__all__) == PUBLIC
 
 
+def test_each_top_level_name_is_its_modules_object():
+    for module, names in netra_ws._EXPORTS.items():
+        for name in names:
+            assert getattr(netra_ws, name) is getattr(
+                importlib.import_module(f"netra_ws.{module}"), name
+            )
+    with pytest.raises(AttributeError, match="no attribute 'nope'"):
+        netra_ws.nope  # noqa: B018
+
+
+def test_the_cli_and_the_server_start_without_pandas():
+    """`python -m netra_ws serve` must not pay for pandas, pyarrow and matplotlib (2 s)."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, netra_ws.cli, netra_ws.server\n"
+        "from netra_ws import EmbeddedServer, mint_token\n"
+        "heavy = {'pandas', 'pyarrow', 'matplotlib'} & set(sys.modules)\n"
+        "print(sorted(heavy))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]", out.stdout + out.stderr
+
+
 def test_every_exception_derives_from_the_base():
     from netra_ws import errors
 

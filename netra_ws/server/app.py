@@ -20,7 +20,7 @@ import time
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.datastructures import Headers
@@ -30,12 +30,14 @@ from websockets.http11 import Request, Response
 from ..events import CRITICAL_EVENTS, RUN_TRIGGER_TYPES, START_AGENT_TYPES
 from ..redact import RedactingFilter
 from ..tokens import mint_token, resolve_secret
-from ..trace import Trace
 from .auth import AUTH_MODES, AuthResult, authenticate, select_subprotocol
 from .dialects import AgentEventContext, Dialect, error_frame, get_dialect, iso_now, status_frame
 from .faults import Action, Fault, parse_fault, plan_run
 from .replay import Replay, ReplayPhase, load_replay
 from .scenario import Scenario, Step, run_rng, run_steps
+
+if TYPE_CHECKING:  # the trace module loads pandas: 0.7 s of every `serve` start
+    from ..trace import Trace
 
 __all__ = [
     "DEFAULT_HEARTBEAT_INTERVAL",

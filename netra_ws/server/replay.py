@@ -21,9 +21,10 @@ from __future__ import annotations
 import base64
 import os
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from ..trace import Trace, read_trace
+if TYPE_CHECKING:
+    from ..trace import Trace
 
 __all__ = ["Replay", "ReplayClose", "ReplayFrame", "ReplayPhase", "load_replay"]
 
@@ -92,6 +93,8 @@ def load_replay(source: str | os.PathLike[str] | Trace) -> Replay:
     Raises ``ValueError`` when the trace received nothing to replay or a frame lacks its
     data or time (a damaged import): fix or re-capture the trace.
     """
+    from ..trace import Trace, read_trace  # here: pandas loads only when a replay is asked for
+
     trace = source if isinstance(source, Trace) else read_trace(source)
     name = str(trace.path or trace.session or "trace")
     frames = trace.frames
