@@ -542,24 +542,46 @@ async def probe_workflow(
     facts["agent_events"] = sum(
         1 for r in records if r.get("dir") == "receive" and r.get("event") in AGENT_EVENTS
     )
-    status = checks.status if error is None else FAILED
+    # The checks see a run that did not end; only the probe knows it stopped waiting.
+    return workflow_result(
+        checks,
+        facts,
+        _traces(writer),
+        problem=_refused(error) if error is not None else None,
+        notes=timed_out,
+    )
+
+
+def workflow_result(
+    checks: Checks,
+    facts: dict[str, Any],
+    traces: tuple[Path, ...],
+    *,
+    problem: str | None = None,
+    notes: Sequence[str] = (),
+) -> ProbeResult:
+    """The workflow probe's verdict from its checks (live, or recomputed from a trace).
+
+    ``problem``: why the connection failed, if it did (the verdict is then failed);
+    ``notes``: what the checks cannot know, said before their explanations.
+    """
+    status = FAILED if problem else checks.status
     if status == PASSED:
         explanation = f"{checks['agent events'].explanation} All {len(checks)} checks passed."
     else:
         explanation = " ".join(
             f"{c.name}: {c.explanation}" for c in checks if c.status == FAILED
         ) or "; ".join(f"{c.name}: {c.explanation}" for c in checks if c.status != PASSED)
-        if timed_out:
-            # The checks see a run that did not end; only the probe knows it stopped waiting.
-            explanation = f"{'; '.join(timed_out)}. {explanation}"
-        if error is not None:
-            explanation = f"the connection failed: {_refused(error)} {explanation}"
+        if notes:
+            explanation = f"{'; '.join(notes)}. {explanation}"
+        if problem:
+            explanation = f"the connection failed: {problem} {explanation}"
     return ProbeResult(
         "workflow",
         status,
         explanation,
         evidence=tuple(seq for c in checks if c.status == FAILED for seq in c.evidence),
-        traces=_traces(writer),
+        traces=traces,
         facts=facts,
         checks=checks,
     )
@@ -644,6 +666,11 @@ async def probe_auth(
             rows.append(row)
             traces += [path] if path is not None else []
         label = tgt.label
+    return auth_result(rows, tuple(traces), label)
+
+
+def auth_result(rows: list[dict[str, Any]], traces: tuple[Path, ...], label: str) -> ProbeResult:
+    """The auth probe's verdict from its matrix rows (live, or rebuilt from traces)."""
     status = overall_status(row["status"] for row in rows)
     if status == PASSED:
         explanation = (
@@ -656,12 +683,7 @@ async def probe_auth(
             f"{row['credential']}: {row['explanation']}" for row in rows if row["status"] == status
         )
     return ProbeResult(
-        "auth",
-        status,
-        explanation,
-        traces=tuple(traces),
-        facts={"target": label},
-        rows=rows,
+        "auth", status, explanation, traces=traces, facts={"target": label}, rows=rows
     )
 
 

@@ -60,7 +60,6 @@ from .expect import (
     check_no_reply,
     check_run,
     load_profile,
-    overall_status,
 )
 from .notebooks import NOTEBOOKS, latest_output
 from .plots import FIGSIZE, plot_gaps, plot_timeline
@@ -69,9 +68,11 @@ from .probes import (  # the live probes' rules: a verdict from traces is the sa
     PROBES,
     ProbeReport,
     ProbeResult,
+    auth_result,
     empty_auth_row,
     first_frame_facts,
     judge_auth_row,
+    workflow_result,
 )
 from .redact import Redactor, redact_url
 from .trace import Trace, TraceWarning, read_trace
@@ -641,24 +642,7 @@ def _judge_workflow(
     facts: dict[str, Any] = {"target": _target_label([trace]), "profile": prof.name, "forms": forms}
     facts.update(first_frame_facts(records))
     facts["agent_events"] = sum(1 for f in _received(records) if f.get("event") in AGENT_EVENTS)
-    status = FAILED if problem else checks.status
-    if status == PASSED:
-        explanation = f"{checks['agent events'].explanation} All {len(checks)} checks passed."
-    else:
-        explanation = " ".join(
-            f"{c.name}: {c.explanation}" for c in checks if c.status == FAILED
-        ) or "; ".join(f"{c.name}: {c.explanation}" for c in checks if c.status != PASSED)
-        if problem:
-            explanation = f"the connection failed: {problem} {explanation}"
-    return ProbeResult(
-        "workflow",
-        status,
-        explanation,
-        evidence=tuple(seq for c in checks if c.status == FAILED for seq in c.evidence),
-        traces=_paths(trace),
-        facts=facts,
-        checks=checks,
-    )
+    return workflow_result(checks, facts, _paths(trace), problem=problem)
 
 
 def _judge_auth(traces: Sequence[Trace]) -> ProbeResult:
@@ -671,25 +655,7 @@ def _judge_auth(traces: Sequence[Trace]) -> ProbeResult:
         rows.append(
             _auth_row(credential, trace) if trace is not None else _auth_row_not_tried(credential)
         )
-    status = overall_status(row["status"] for row in rows)
-    if status == PASSED:
-        explanation = (
-            "authentication is enforced: no token, an expired token and a bad signature were "
-            "refused; a valid token worked as a header, as a jwt.<base64url> subprotocol and as "
-            "a header with a bare jwt-auth subprotocol."
-        )
-    else:
-        explanation = " ".join(
-            f"{row['credential']}: {row['explanation']}" for row in rows if row["status"] == status
-        )
-    return ProbeResult(
-        "auth",
-        status,
-        explanation,
-        traces=_paths(*latest.values()),
-        facts={"target": _target_label(list(latest.values()))},
-        rows=rows,
-    )
+    return auth_result(rows, _paths(*latest.values()), _target_label(list(latest.values())))
 
 
 def _auth_row_not_tried(credential: Any) -> dict[str, Any]:
