@@ -7,8 +7,12 @@ Every timeout in the tests is a multiple of one unit, scaled up on slow machines
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
-from collections.abc import Coroutine, Iterator
+import subprocess
+import sys
+from collections.abc import Callable, Coroutine, Iterator
+from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
@@ -31,6 +35,30 @@ def t(multiple: float) -> float:
 def run(coro: Coroutine[Any, Any, T]) -> T:
     """Run a coroutine to completion on a fresh loop (tests need no asyncio plugin)."""
     return asyncio.run(coro)
+
+
+@contextlib.contextmanager
+def serve_cli(tmp_path: Path, *args: str) -> Iterator[tuple[str, Callable[[], str]]]:
+    """``python -m netra_ws serve --port 0 ARGS`` in its own process, as a user runs it.
+
+    Yields its URL and a function returning its log so far (a file, not a pipe: a server
+    under load writes more than a pipe holds).
+    """
+    log_path = tmp_path / f"serve-{len(list(tmp_path.glob('serve-*.log')))}.log"
+    with log_path.open("w") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "netra_ws", "serve", "--port", "0", *args],
+            stdout=subprocess.PIPE,
+            stderr=log,
+            text=True,
+        )
+        try:
+            url = proc.stdout.readline().strip()
+            assert url.startswith("ws://127.0.0.1:"), log_path.read_text()
+            yield url, log_path.read_text
+        finally:
+            proc.terminate()
+            proc.wait(timeout=30)
 
 
 @pytest.fixture

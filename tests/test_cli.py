@@ -5,7 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 
-from conftest import run, t
+from conftest import run, serve_cli, t
 from test_demo import demo_run
 
 from netra_ws import CRITICAL_EVENTS, connect, read_trace
@@ -25,28 +25,10 @@ def test_token_command_prints_a_token_the_server_accepts():
     assert claims["sub"] == "carol" and claims["type"] == "access"
 
 
-def test_serve_command_prints_its_url_and_enforces_strict_auth():
+def test_serve_command_prints_its_url_and_enforces_strict_auth(tmp_path):
     env_secret = "shared-secret-for-cli-test"
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "netra_ws",
-            "serve",
-            "--port",
-            "0",
-            "--auth",
-            "strict",
-            "--secret",
-            env_secret,
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        url = proc.stdout.readline().strip()
-        assert url.startswith("ws://127.0.0.1:") and url.endswith("/api/v1/websocket")
+    with serve_cli(tmp_path, "--auth", "strict", "--secret", env_secret) as (url, log):
+        assert url.endswith("/api/v1/websocket")
         token = _cli("token", "--user", "dave", "--secret", env_secret).stdout.strip()
 
         async def scenario():
@@ -58,11 +40,8 @@ def test_serve_command_prints_its_url_and_enforces_strict_auth():
         first, result = run(scenario())
         assert first.event.payload["user_id"] == "dave..."
         assert result.reason == "matched"
-    finally:
-        proc.terminate()
-        _, stderr = proc.communicate(timeout=10)
-    assert token not in stderr  # the server log never shows a token
-    assert "listening on" in stderr
+        assert token not in log()  # the server log never shows a token
+        assert "listening on" in log()
 
 
 def test_demo_command_runs_the_three_checks():

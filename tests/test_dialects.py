@@ -7,8 +7,14 @@ from conftest import run, t
 
 from netra_ws import connect
 
-RUN = ["agent_started", "agent_thinking", "agent_thinking", "tool_executing", "tool_completed",
-       "agent_completed"]
+RUN = [
+    "agent_started",
+    "agent_thinking",
+    "agent_thinking",
+    "tool_executing",
+    "tool_completed",
+    "agent_completed",
+]
 
 
 async def _one_run(url: str, text: str = "analyze", type_: str = "user_message"):

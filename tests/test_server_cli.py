@@ -3,13 +3,10 @@ it: a real subprocess, a real socket, the client's trace and the server's log.""
 
 from __future__ import annotations
 
-import contextlib
 import json
-import subprocess
-import sys
 
 import pytest
-from conftest import run, t
+from conftest import run, serve_cli, t
 
 from netra_ws import connect, read_trace
 from netra_ws.cli import main
@@ -23,26 +20,6 @@ RUN = [
     "tool_completed",
     "agent_completed",
 ]
-
-
-@contextlib.contextmanager
-def _serve(tmp_path, *args):
-    """Start ``serve --port 0 ARGS``; yield (url, a function returning the log so far)."""
-    log_path = tmp_path / f"serve-{len(list(tmp_path.glob('serve-*.log')))}.log"
-    with log_path.open("w") as log:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "netra_ws", "serve", "--port", "0", *args],
-            stdout=subprocess.PIPE,
-            stderr=log,
-            text=True,
-        )
-        try:
-            url = proc.stdout.readline().strip()
-            assert url.startswith("ws://127.0.0.1:"), log_path.read_text()
-            yield url, log_path.read_text
-        finally:
-            proc.terminate()
-            proc.wait(timeout=30)
 
 
 async def _two_runs(url, path):
@@ -67,7 +44,7 @@ def test_serve_with_dialect_scenario_faults_seed_and_limits(tmp_path):
         )
     )
     path = tmp_path / "cli.jsonl"
-    with _serve(
+    with serve_cli(
         tmp_path,
         "--dialect",
         "manager",
@@ -122,7 +99,7 @@ def test_serve_replays_a_trace_with_speed_and_a_fault(make_server, tmp_path):
     scenario = tmp_path / "ignored.json"
     scenario.write_text(json.dumps({"thinking": []}))
     replayed = tmp_path / "replayed.jsonl"
-    with _serve(
+    with serve_cli(
         tmp_path,
         "--replay",
         str(recorded),
@@ -178,7 +155,7 @@ def test_connections_and_runs_are_logged_only_when_verbose(tmp_path, verbose):
     fast = tmp_path / "fast.json"
     fast.write_text(json.dumps({"first_delay": 0.01, "step_delay": 0.01}))
     args = ["--scenario", str(fast), *(["--verbose"] if verbose else [])]
-    with _serve(tmp_path, *args) as (url, log):
+    with serve_cli(tmp_path, *args) as (url, log):
         run(_two_runs(url, tmp_path / "t.jsonl"))
         lines = [line for line in log().splitlines() if "netra_ws.server.connections" in line]
         wanted = [" opened user=", " run ", " started (run 1)", " completed"]

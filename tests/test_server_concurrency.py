@@ -5,11 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import json
-import subprocess
-import sys
 
 import pytest
-from conftest import run, t
+from conftest import run, serve_cli, t
 
 from netra_ws import connect
 from netra_ws.tokens import mint_token
@@ -37,38 +35,9 @@ def server_process(tmp_path):
             {"first_delay": 0.05, "step_delay": 0.05, "jitter": 0.8, "heartbeat_interval": 600}
         )
     )
-    log = (tmp_path / "server.log").open("w")  # a file, not a pipe: thousands of log lines
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "netra_ws",
-            "serve",
-            "--port",
-            "0",
-            "--auth",
-            "strict",
-            "--secret",
-            SECRET,
-            "--dialect",
-            "manager",
-            "--scenario",
-            str(scenario),
-            "--seed",
-            "9",
-        ],
-        stdout=subprocess.PIPE,
-        stderr=log,
-        text=True,
-    )
-    try:
-        url = proc.stdout.readline().strip()
-        assert url.startswith("ws://127.0.0.1:"), (tmp_path / "server.log").read_text()
+    args = ["--auth", "strict", "--secret", SECRET, "--dialect", "manager"]
+    with serve_cli(tmp_path, *args, "--scenario", str(scenario), "--seed", "9") as (url, _):
         yield url
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
-        log.close()
 
 
 async def _open(url, index, gate):
