@@ -299,3 +299,53 @@ def test_read_parquet_of_another_tools_file_gets_the_declared_dtypes(tmp_path: P
     pq.write_table(table.append_column("note", pa.array(["x", "y"])), tmp_path / "extra.parquet")
     extra = read_parquet(tmp_path / "extra.parquet")
     assert str(extra["seq"].dtype) == "Int64" and extra["note"].tolist() == ["x", "y"]
+
+
+def _parses(path: Path) -> list[str]:
+    """What pyarrow was asked to parse while reading ``path``: "file" or "bytes", in order."""
+    calls: list[str] = []
+    real = _trace_columns.pa_json.read_json
+
+    def counting(source: Any, **kwargs: Any) -> Any:
+        calls.append("file" if isinstance(source, str) else "bytes")
+        return real(source, **kwargs)
+
+    with mock.patch.object(_trace_columns.pa_json, "read_json", counting):
+        assert_same(path)
+    return calls
+
+
+def test_an_undamaged_file_is_parsed_whole_once(tmp_path: Path):
+    names = ["open", "frame", "frame-unicode", "blank", "frame-burst", "close"] * 50
+    path = write_lines(tmp_path / "ok.jsonl", names, header=True, newline_at_end=True)
+    with small_chunks(500):  # many chunks for Python; pyarrow still reads the file at once
+        assert _parses(path) == ["file"]
+
+
+@pytest.mark.parametrize("damage", ["frame-seq-text", "frame-kind-twice", "frame-huge-int", "mark"])
+def test_a_file_pyarrow_reads_otherwise_than_python_is_read_again_carefully(
+    tmp_path: Path, damage: str
+):
+    names = ["frame", "frame", damage, "frame", "close"]
+    path = write_lines(tmp_path / "odd.jsonl", names, header=True, newline_at_end=True)
+    calls = _parses(path)  # assert_same: the answer is the reference reader's all the same
+    assert calls[0] == "file" and "bytes" in calls[1:], calls
+
+
+def test_a_file_that_grows_while_read_gives_one_consistent_reading(tmp_path: Path):
+    path = write_lines(tmp_path / "live.jsonl", ["frame"] * 20, header=True, newline_at_end=True)
+    real = _trace_columns.pa_json.read_json
+
+    def appended_first(source: Any, **kwargs: Any) -> Any:
+        if isinstance(source, str):  # a session appends a frame just before pyarrow reads
+            with open(source, "ab") as f:
+                f.write(LINES["frame"] + b"\n")
+        return real(source, **kwargs)
+
+    with mock.patch.object(_trace_columns.pa_json, "read_json", appended_first):
+        trace = read_trace(path)
+        df = trace.to_frame()
+    # Python may have read the file before or after the append; either way the rows are
+    # those of the lines it read (the records are read again from the same bytes).
+    assert len(df) in (20, 21)
+    assert len(df) == len(trace.frames)
