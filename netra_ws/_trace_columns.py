@@ -231,6 +231,7 @@ def scan(path: Path, columns: Mapping[str, str]) -> Scan:
     result = lines.result_of(table) if table is not None else None
     if result is not None:
         return result
+    del table  # not kept while the file is read again: it would double the peak memory
     reader = _Reader(columns)
     with path.open("rb") as f:
         for chunk in _chunks(f):

@@ -2,9 +2,9 @@
 
 Every function takes the frame table of :meth:`netra_ws.trace.Trace.to_frame` or
 :func:`netra_ws.trace.load_traces` (one row per frame, both directions) and returns a NEW
-DataFrame; the input is never modified. A table of many
-per-run trace files feeds straight in: frames are grouped by the ``trace`` column when there
-is one, else by ``session``. Typical use::
+DataFrame; the input is never modified. A table of many per-run trace files feeds straight
+in: frames are grouped by the ``trace`` column when there is one, else by ``session``.
+Typical use::
 
     df = load_traces("data/runs/")            # or trace.to_frame()
     runs = run_stats(df)                      # one row per run: time to first event, duration

@@ -381,6 +381,7 @@ async def probe_connection(
 
 
 def first_frame_facts(records: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """What the first received frame says (its event, user id, …), as facts of a result."""
     opened = next((r for r in records if r.get("kind") == "open"), None)
     first = next((r for r in records if r.get("kind") == "frame" and r["dir"] == "receive"), None)
     if first is None:
@@ -776,6 +777,7 @@ def empty_auth_row(credential: _Credential) -> dict[str, Any]:
 def judge_auth_row(
     credential: _Credential, row: dict[str, Any], accepted: bool
 ) -> tuple[Status, str]:
+    """The status of one auth matrix row, and the sentence that explains it."""
     how = _refusal(row)
     who = f"accepted as user {row['user_id']!r}"
     if credential.should_work:
