@@ -37,6 +37,17 @@ def run(coro: Coroutine[Any, Any, T]) -> T:
     return asyncio.run(coro)
 
 
+# The agent events of one run of the reference server's default scenario, in order.
+RUN = [
+    "agent_started",
+    "agent_thinking",
+    "agent_thinking",
+    "tool_executing",
+    "tool_completed",
+    "agent_completed",
+]
+
+
 @contextlib.contextmanager
 def serve_cli(tmp_path: Path, *args: str) -> Iterator[tuple[str, Callable[[], str]]]:
     """``python -m netra_ws serve --port 0 ARGS`` in its own process, as a user runs it.

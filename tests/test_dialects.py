@@ -3,18 +3,9 @@
 from __future__ import annotations
 
 import pytest
-from conftest import run, t
+from conftest import RUN, run, t
 
 from netra_ws import connect
-
-RUN = [
-    "agent_started",
-    "agent_thinking",
-    "agent_thinking",
-    "tool_executing",
-    "tool_completed",
-    "agent_completed",
-]
 
 
 async def _one_run(url: str, text: str = "analyze", type_: str = "user_message"):

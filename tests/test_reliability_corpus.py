@@ -19,7 +19,7 @@ from typing import Any
 
 import pandas as pd
 import pytest
-from conftest import run, t
+from conftest import RUN, run, t
 from websockets.asyncio.client import connect as ws_connect
 from websockets.asyncio.server import serve as ws_serve
 from websockets.exceptions import ConnectionClosed
@@ -31,14 +31,6 @@ from netra_ws.har import HarWarning, import_har
 from netra_ws.trace import FRAME_COLUMNS, Trace, TraceWriter, frame_record, load_traces
 
 CORPUS = Path(__file__).parent / "bad_inputs"
-RUN = [
-    "agent_started",
-    "agent_thinking",
-    "agent_thinking",
-    "tool_executing",
-    "tool_completed",
-    "agent_completed",
-]
 
 
 def expectations(kind: str) -> dict[str, dict[str, Any]]:

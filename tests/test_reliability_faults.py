@@ -17,21 +17,13 @@ import re
 import threading
 
 import pytest
-from conftest import FAST, run, t
+from conftest import FAST, RUN, run, t
 from reliability import ServerProcess, TrickleProxy, scan_for_secrets, secret_forms
 
 from netra_ws.probes import probe_workflow
 from netra_ws.tokens import mint_token
 from netra_ws.trace import read_trace
 
-RUN = [
-    "agent_started",
-    "agent_thinking",
-    "agent_thinking",
-    "tool_executing",
-    "tool_completed",
-    "agent_completed",
-]
 SECRET = "reliability-faults-secret-6b1f0e7d2c"
 FAULT_LINE = re.compile(r"^FAULT (?P<what>.+) run=(?P<run>\S+) conn=(?P<conn>\S+)$")
 

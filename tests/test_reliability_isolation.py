@@ -13,8 +13,8 @@ from __future__ import annotations
 import asyncio
 from collections import Counter
 
-from conftest import run, t
-from test_server_concurrency import RUN, _open, server_process  # noqa: F401  (a fixture)
+from conftest import RUN, run, t
+from test_server_concurrency import _open, server_process  # noqa: F401  (a fixture)
 
 USERS = 500
 

@@ -5,18 +5,9 @@ from __future__ import annotations
 import asyncio
 import json
 
-from conftest import run, t
+from conftest import RUN, run, t
 
 from netra_ws import connect, read_trace
-
-RUN = [
-    "agent_started",
-    "agent_thinking",
-    "agent_thinking",
-    "tool_executing",
-    "tool_completed",
-    "agent_completed",
-]
 
 JUNK: list[str | bytes] = [
     "{not json",

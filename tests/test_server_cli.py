@@ -6,20 +6,11 @@ from __future__ import annotations
 import json
 
 import pytest
-from conftest import run, serve_cli, t
+from conftest import RUN, run, serve_cli, t
 
 from netra_ws import connect, read_trace
 from netra_ws.cli import main
 from netra_ws.server import Scenario
-
-RUN = [
-    "agent_started",
-    "agent_thinking",
-    "agent_thinking",
-    "tool_executing",
-    "tool_completed",
-    "agent_completed",
-]
 
 
 async def _two_runs(url, path):

@@ -7,21 +7,13 @@ import asyncio
 import json
 
 import pytest
-from conftest import run, serve_cli, t
+from conftest import RUN, run, serve_cli, t
 
 from netra_ws import connect
 from netra_ws.tokens import mint_token
 
 CONNECTIONS = 1000
 SECRET = "concurrency-test-secret-0123456789abcdef"
-RUN = [
-    "agent_started",
-    "agent_thinking",
-    "agent_thinking",
-    "tool_executing",
-    "tool_completed",
-    "agent_completed",
-]
 
 
 @pytest.fixture

@@ -10,21 +10,13 @@ import logging
 import re
 
 import pytest
-from conftest import run, t
+from conftest import RUN, run, t
 
 from netra_ws import TERMINAL_EVENTS, connect, read_trace
 from netra_ws.server import Scenario, parse_fault
 from netra_ws.server import faults as faults_module
 from netra_ws.server.faults import BINARY_FRAME, FAULT_GRAMMAR, MALFORMED_FRAME
 
-RUN = [
-    "agent_started",
-    "agent_thinking",
-    "agent_thinking",
-    "tool_executing",
-    "tool_completed",
-    "agent_completed",
-]
 FAULT_LINE = re.compile(r"^FAULT (?P<what>.+) run=(?P<run>\S+) conn=(?P<conn>\S+)$")
 
 

@@ -8,20 +8,11 @@ import json
 import urllib.request
 
 import pytest
-from conftest import run, t
+from conftest import RUN, run, t
 
 from netra_ws import TERMINAL_EVENTS, connect, read_trace
 from netra_ws.server import Scenario, load_scenario
 from netra_ws.server.scenario import run_rng, run_steps
-
-RUN = [
-    "agent_started",
-    "agent_thinking",
-    "agent_thinking",
-    "tool_executing",
-    "tool_completed",
-    "agent_completed",
-]
 
 
 def _write(tmp_path, data, name="scenario.json"):
