@@ -308,18 +308,10 @@ class _Reader:
         if not self.clean:
             return None
         expected = np.concatenate(self.expected) if self.expected else np.zeros(0, dtype=bool)
-        # pyarrow skips blank lines; every other line must be exactly one row of the same
-        # kind Python saw. (Today pyarrow refuses the lines that would break this, such as
-        # two objects on one line or a repeated "kind"; checking costs nothing.)
-        if table.num_rows != len(expected):
+        frames = _frame_rows(table, expected)
+        if frames is None:
             return None
-        seen = pc.fill_null(pc.equal(table.column("kind"), "frame"), False).to_numpy(
-            zero_copy_only=False
-        )
-        if not np.array_equal(seen, expected):
-            return None
-        frames = _rows(table.drop_columns(["kind"]), expected) if len(expected) else None
-        self.tables = [frames] if frames is not None else []
+        self.tables = [frames] if len(expected) else []
         return self.result()
 
     def add(self, chunk: memoryview) -> None:
@@ -373,19 +365,10 @@ class _Reader:
             table = _read_json(chunk, self.schema_with_kind, chunk_lines.longest)
         except _ARROW_ERRORS:
             return False
-        # pyarrow skips blank lines; every other line must be exactly one row of the same
-        # kind Python saw (two objects on one line would be two rows).
-        expected = is_frame[~is_blank]
-        if table.num_rows != len(expected):
+        frames = _frame_rows(table, is_frame[~is_blank])
+        if frames is None:
             return False
-        seen = pc.fill_null(pc.equal(table.column("kind"), "frame"), False).to_numpy(
-            zero_copy_only=False
-        )
-        if not np.array_equal(seen, expected):
-            return False
-        self._add(
-            _rows(table.drop_columns(["kind"]), expected), np.flatnonzero(is_frame), first_line
-        )
+        self._add(frames, np.flatnonzero(is_frame), first_line)
         return True
 
     def _read_frames(
@@ -432,6 +415,24 @@ class _Reader:
     def _add(self, table: pa.Table, index: np.ndarray, first_line: int) -> None:
         self.tables.append(table)
         self.lines.append(index.astype(np.int64) + first_line)
+
+
+def _frame_rows(table: pa.Table, expected: np.ndarray) -> pa.Table | None:
+    """The frame rows of ``table`` (parsed with a "kind" column), or None when its rows are
+    not the lines Python saw: ``expected`` says, per non-blank line, whether it is a frame.
+
+    pyarrow skips blank lines; every other line must be exactly one row of the same kind.
+    (pyarrow refuses the lines that would break this, such as two objects on one line or a
+    repeated "kind"; checking costs nothing.)
+    """
+    if table.num_rows != len(expected):
+        return None
+    seen = pc.fill_null(pc.equal(table.column("kind"), "frame"), False).to_numpy(
+        zero_copy_only=False
+    )
+    if not np.array_equal(seen, expected):
+        return None
+    return _rows(table.drop_columns(["kind"]), expected)
 
 
 def _rows(table: pa.Table, keep: np.ndarray) -> pa.Table:

@@ -7,7 +7,7 @@ import socket
 import urllib.request
 
 import pytest
-from conftest import run, t
+from conftest import RUN, run, t
 
 from netra_ws import (
     CRITICAL_EVENTS,
@@ -18,15 +18,6 @@ from netra_ws import (
     connect,
     read_trace,
 )
-
-FULL_RUN = [
-    "agent_started",
-    "agent_thinking",
-    "agent_thinking",
-    "tool_executing",
-    "tool_completed",
-    "agent_completed",
-]
 
 
 def test_first_frame_is_connection_established_and_handshake_recorded(server, tmp_path):
@@ -92,7 +83,7 @@ def test_user_message_yields_a_complete_run(server, form):
     sent, result = run(scenario())
     assert sent["event"] == "user_message"
     assert result.reason == "matched"
-    assert result.names == FULL_RUN
+    assert result.names == RUN
     run_ids = {r.event.run_id for r in result}
     assert len(run_ids) == 1 and next(iter(run_ids)).startswith("run_")
     assert all(r.event.envelope == "bridge" for r in result)
@@ -224,7 +215,7 @@ def test_strict_with_minted_token_completes_and_token_never_recorded(make_server
     handshake, first, result = run(scenario())
     assert first.name == "connection_established"
     assert first.event.payload["user_id"] == "alice-12..."
-    assert result.names == FULL_RUN
+    assert result.names == RUN
     assert {r.event.user_id for r in result} == {"alice-1234"}
     if auth == "header":
         assert handshake.subprotocol is None
