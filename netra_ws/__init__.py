@@ -46,8 +46,6 @@ _EXPORTS: dict[str, tuple[str, ...]] = {
     "expect": ("CheckResult", "Checks", "Profile", "check_run", "load_profile"),
     "har": ("export_har", "import_har"),
     "probes": (
-        "ProbeReport",
-        "ProbeResult",
         "probe_auth",
         "probe_connection",
         "probe_negative",
@@ -58,6 +56,7 @@ _EXPORTS: dict[str, tuple[str, ...]] = {
     "report": ("Report", "build_report"),
     "server": ("EmbeddedServer", "ReferenceServer", "Scenario", "ServerConfig", "ToolCall"),
     "tokens": ("mint_token",),
+    "verdicts": ("ProbeReport", "ProbeResult"),
     "trace": (
         "Trace",
         "TraceWarning",

@@ -34,7 +34,7 @@ from __future__ import annotations
 import json
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
@@ -45,6 +45,7 @@ __all__ = [
     "AGENT_EVENTS",
     "AGENT_REQUEST_TYPES",
     "CRITICAL_EVENTS",
+    "DEMO_USER",
     "ENVELOPES",
     "RUN_TRIGGER_TYPES",
     "START_AGENT_TYPES",
@@ -55,9 +56,11 @@ __all__ = [
     "Event",
     "is_agent_event",
     "is_auth_failure",
+    "is_demo_user",
     "normalize",
     "normalize_fields",
     "parse_timestamp",
+    "squeeze",
 ]
 
 # The five "golden path" events the backend's own suite demands, in run order (§5).
@@ -84,6 +87,35 @@ USER_MESSAGE_TYPES: tuple[str, ...] = (
 START_AGENT_TYPES: tuple[str, ...] = ("start_agent", "execute_agent")
 AGENT_REQUEST_TYPES: tuple[str, ...] = ("agent_request", "agent_task")
 RUN_TRIGGER_TYPES: tuple[str, ...] = USER_MESSAGE_TYPES + START_AGENT_TYPES + AGENT_REQUEST_TYPES
+
+# With DEMO_MODE every connection is this user (§2); connection_established cuts user ids to
+# their first 8 characters plus "...", so "demo-use..." is how a client sees it.
+DEMO_USER = "demo-user-001"
+
+
+def is_demo_user(user_id: object) -> bool:
+    """Is ``user_id`` (whole, or cut as connection_established shows it) the demo user?
+
+    >>> is_demo_user("demo-use..."), is_demo_user("alice")
+    (True, False)
+    """
+    return isinstance(user_id, str) and user_id.startswith(DEMO_USER[:8])
+
+
+def squeeze(names: Iterable[str]) -> str:
+    """A sequence of event names in one line, repeats counted.
+
+    >>> squeeze(["agent_started", "agent_thinking", "agent_thinking", "agent_completed"])
+    'agent_started → agent_thinking ×2 → agent_completed'
+    """
+    out: list[list[Any]] = []
+    for name in names:
+        if out and out[-1][0] == name:
+            out[-1][1] += 1
+        else:
+            out.append([name, 1])
+    return " → ".join(name if n == 1 else f"{name} ×{n}" for name, n in out)
+
 
 # Outer types of the fallback handler's envelope; the real event name is inside.
 WRAPPER_TYPES: tuple[str, ...] = ("system_message", "agent_progress", "agent_response_complete")

@@ -37,10 +37,14 @@ from matplotlib.patches import Patch
 from matplotlib.transforms import blended_transform_factory
 
 from .analysis import HOUSEKEEPING_EVENTS, assign_runs
+from .events import squeeze
 
 __all__ = [
     "CHANGE_COLORS",
     "FIGSIZE",
+    "describe_gaps",
+    "describe_timeline",
+    "duration_words",
     "plot_comparison",
     "plot_gap_ecdf",
     "plot_gap_histogram",
@@ -256,6 +260,55 @@ def _draw_marks(ax: Axes, marks: pd.DataFrame, df: pd.DataFrame) -> list[Any]:
 
 
 # --- gaps -----------------------------------------------------------------------------------
+
+
+def describe_timeline(df: pd.DataFrame, *, name: str = "the trace") -> str:
+    """The alt text of :func:`plot_timeline` (``lanes="event"``) of ``df``, in plain words:
+    what was sent and received, in order, and over how long. ``name`` names the trace."""
+    _check(df, ["dir", "t_s", "event"], "describe_timeline")
+    span = float(df["t_s"].max()) if len(df) and pd.notna(df["t_s"].max()) else 0.0
+    sent = [str(e) for e in df.loc[df["dir"] == "send", "event"].fillna("frame")]
+    received = [str(e) for e in df.loc[df["dir"] == "receive", "event"].fillna("frame")]
+    return (
+        f"Timeline of {name}: one lane per event type, time across, over {duration_words(span)}. "
+        f"Sent ({_colour(SEND_COLOR)} triangles): {squeeze(sent) or 'nothing'}. "
+        f"Received ({_colour(RECEIVE_COLOR)} dots): {squeeze(received) or 'nothing'}."
+    )
+
+
+def describe_gaps(gaps: pd.DataFrame, *, threshold_s: float = 2.0, name: str = "") -> str:
+    """The alt text of :func:`plot_gaps` of ``gaps`` (:func:`netra_ws.analysis.event_gaps`),
+    in plain words: how many gaps, the median and the largest, how many are stalls."""
+    _check(gaps, ["run", "event", "gap_s"], "describe_gaps")
+    rows = gaps[gaps["gap_s"].notna()]
+    if rows.empty:
+        return "Bar chart of the gaps between consecutive agent events: there are none."
+    worst = rows.loc[rows["gap_s"].idxmax()]
+    where = f" in {worst['trace']}" if "trace" in rows and pd.notna(worst.get("trace")) else ""
+    runs = rows["run"].nunique()
+    of = f" ({name})" if name else ""
+    stalls = int((rows["gap_s"] > threshold_s).sum())
+    median, largest = (duration_words(float(v)) for v in (rows["gap_s"].median(), worst["gap_s"]))
+    return (
+        f"Bar chart of the {len(rows)} gaps between consecutive agent events in {runs} runs"
+        f"{of}, run after run: median {median}, largest {largest} "
+        f"(before {worst['event']} #{worst['seq']}{where}); "
+        f"{stalls} above the {threshold_s:g} s stall threshold, drawn in {_colour(STALL_COLOR)}."
+    )
+
+
+def duration_words(seconds: float) -> str:
+    """A duration as the alt texts and the report write it: "250 ms", "2.50 s".
+
+    >>> duration_words(0.25), duration_words(2.5)
+    ('250 ms', '2.50 s')
+    """
+    return f"{seconds * 1000:.0f} ms" if seconds < 1 else f"{seconds:.2f} s"
+
+
+def _colour(color: str) -> str:
+    """A matplotlib colour as a word for alt text: "tab:orange" -> "orange"."""
+    return color.removeprefix("tab:")
 
 
 def plot_gaps(

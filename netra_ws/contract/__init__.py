@@ -19,13 +19,13 @@ output event sent as input gets no reply; and the structures of ``agent_started`
 taken from events the server generated after a ``user_message`` — never from a hand-made
 event, so a server that sends nothing fails, with the likely causes in the message.
 
-The verdicts themselves come from :func:`evaluate_contract` (probe results in, one
-:class:`ContractResult` per test out), which :mod:`netra_ws.report` uses too.
+The verdicts themselves come from :func:`netra_ws.verdicts.evaluate_contract` (probe results
+in, one :class:`ContractResult` per test out), which :mod:`netra_ws.report` uses too.
 """
 
 from __future__ import annotations
 
-from .verdicts import CONTRACT_TESTS, ContractResult, ContractStatus, evaluate_contract
+from ..verdicts import CONTRACT_TESTS, ContractResult, ContractStatus, evaluate_contract
 
 __all__ = ["CONTRACT_TESTS", "SETTINGS", "ContractResult", "ContractStatus", "evaluate_contract"]
 

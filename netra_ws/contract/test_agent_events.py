@@ -14,10 +14,10 @@ from typing import Any
 import pytest
 
 from netra_ws.contract import SETTINGS, ContractResult, evaluate_contract
-from netra_ws.contract.verdicts import SKIPPED
 from netra_ws.expect import PASSED, load_profile
 from netra_ws.probes import ProbeResult, probe_connection, probe_negative, probe_workflow
 from netra_ws.server import EmbeddedServer
+from netra_ws.verdicts import SKIPPED
 
 
 def _setting(name: str) -> str | None:

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 from websockets.datastructures import Headers
 
+from ..events import DEMO_USER
 from ..tokens import (
     TOKEN_SUBPROTOCOL_PREFIXES,
     InvalidToken,
@@ -22,7 +23,6 @@ from ..tokens import (
 __all__ = ["AUTH_MODES", "DEMO_USER", "AuthResult", "authenticate", "select_subprotocol"]
 
 AUTH_MODES = ("demo", "relaxed", "strict", "reject")
-DEMO_USER = "demo-user-001"
 _BARE_SUBPROTOCOLS = ("jwt-auth", "jwt", "bearer", "e2e-testing")
 _relaxed_ids = itertools.count(1)
 

@@ -1,0 +1,333 @@
+"""The key findings of a report, in plain sentences: what was sent, what came back, and
+what that means. Pure.
+
+The verdicts themselves are :mod:`netra_ws.verdicts`'; this module tells the story of each
+one from its sources (each read once, see :mod:`netra_ws.report.sources`).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import pandas as pd
+
+from ..events import AGENT_EVENTS, RUN_TRIGGER_TYPES, is_demo_user, squeeze
+from ..expect import FAILED, INCONCLUSIVE, PASSED
+from ..verdicts import (
+    COLLECTED_MARK,
+    QUIET_MARK,
+    SENT_MARK,
+    ProbeReport,
+    ProbeResult,
+    connection_problem,
+    frame_ref,
+    marks_of,
+    of_kind,
+    received,
+    refusal_words,
+    sent,
+    server_close,
+)
+from .sources import Source
+from .timing import STALL_THRESHOLD_S, Timing
+from .words import capital, duration, form_of, join_and, sentence
+
+__all__ = ["comparison_finding", "finding", "timing_finding"]
+
+
+_PROBE_TITLES = {
+    "connection": "Connecting",
+    "negative": "Output events sent as input",
+    "workflow": "user_message",
+    "auth": "Authentication",
+}
+
+
+_AUTH_FORMS = {
+    "header": "with the token in the Authorization header",
+    "subprotocol": "with the token as a jwt.<base64url> subprotocol",
+    "both": "with the token as a header and as a subprotocol",
+    "none": "without a token",
+}
+
+
+def finding(result: ProbeResult, sources: Sequence[Source]) -> str:
+    """The key finding of one probe in plain sentences: what was sent, what came back, and
+    what that means. ``sources`` are the probe's traces (the latest one tells the story)."""
+    title = f"**{_PROBE_TITLES.get(result.probe, result.probe)}.** "
+    source = max(sources, key=lambda s: s.started) if sources else None
+    text = None
+    if source is not None:
+        if result.probe == "connection":
+            text = _connection_sentences(result, source.records)
+        elif result.probe == "negative":
+            text = _negative_sentences(result, source.records)
+        elif result.probe == "workflow":
+            text = _workflow_sentences(result, source)
+    if result.probe == "auth":
+        text = _auth_sentences(result)
+    return title + (text or sentence(result.explanation))
+
+
+def _auth_words(records: Sequence[Mapping[str, Any]]) -> str:
+    opened = next(iter(of_kind(records, "open")), None)
+    if opened is not None and opened.get("auth"):
+        return _AUTH_FORMS.get(str(opened["auth"]), f"with auth {opened['auth']}")
+    error = next(iter(of_kind(records, "error")), None)
+    if error is not None:
+        header = "Authorization" in (error.get("request_header_names") or [])
+        offered = any(
+            str(s).startswith(("jwt.", "jwt-auth.", "bearer."))
+            for s in error.get("offered_subprotocols") or []
+        )
+        if header:
+            return _AUTH_FORMS["both" if offered else "header"]
+        return _AUTH_FORMS["subprotocol" if offered else "none"]
+    return "with the auth form the trace does not record"
+
+
+def _demo_user_note(user_id: Any) -> str:
+    if is_demo_user(user_id):
+        return (
+            " That is the demo user: the server did not take a token (none sent, or its"
+            " DEMO_MODE), and the demo user gets no agent runs on staging."
+        )
+    return ""
+
+
+def _connection_sentences(result: ProbeResult, records: Sequence[Mapping[str, Any]]) -> str:
+    how = _auth_words(records)
+    facts = result.facts
+    frames = received(records)
+    if result.status == PASSED and frames:
+        first = frames[0]
+        ms = facts.get("established_ms")
+        when = f", {ms:.1f} ms after connecting began" if isinstance(ms, (int, float)) else ""
+        return (
+            f"We connected {how} and, without sending anything, read one frame: "
+            f"{frame_ref(first)}{when}. The server queues it at connect time, so it is never the "
+            f"reply to anything a client sends. It names user_id {facts.get('user_id')!r}."
+            + _demo_user_note(facts.get("user_id"))
+        )
+    error = next(iter(of_kind(records, "error")), None)
+    if error is not None and error.get("http_status"):
+        return (
+            f"We connected {how}: the server refused the handshake with HTTP "
+            f"{error.get('http_status')}. It enforces authentication before accepting; "
+            "connect with a valid token."
+        )
+    refused = next((f for f in frames if f.get("error_code") == "AUTH_FAILED"), None)
+    if refused is not None:
+        close = server_close(records)
+        closed = f" and closed the connection with {close.get('code')}" if close else ""
+        status = next(iter(of_kind(records, "open")), {}).get("http_status")
+        return (
+            f"We connected {how}: the WebSocket handshake succeeded (HTTP {status}), then the "
+            f"server sent {frame_ref(refused)} AUTH_FAILED{closed}. The server enforces "
+            "authentication: connect with a valid token (header or jwt.<token> subprotocol)."
+        )
+    return f"We connected {how}: {result.explanation}"
+
+
+def _negative_sentences(
+    result: ProbeResult, records: Sequence[Mapping[str, Any]]
+) -> str | None:
+    names = [str(f.get("event") or "frame") for f in sent(records)]
+    if not names:
+        return None
+    windows = [m.get("window_s") for m in marks_of(records, QUIET_MARK)]
+    quiet = f"{windows[0]:g} s" if windows and isinstance(windows[0], (int, float)) else "a while"
+    if result.status == PASSED:
+        text = f"We sent {names[0]} as input and waited {quiet}: nothing came back."
+        if len(names) > 1:
+            text += f" The same for {join_and(names[1:])} ({quiet} each)."
+        trap = result.facts.get("single_read_after_connect") or ""
+        text += " The server ignores its own output names; the flawed test read "
+        if str(trap).startswith("connection_established"):
+            text += (
+                f"connection_established instead: one read right after sending {names[0]} "
+                f"returned {trap}, the frame queued at connect time."
+            )
+        else:
+            text += "the frame that was already waiting instead."
+        return text
+    if result.status == INCONCLUSIVE:
+        why = result.explanation.removeprefix("the probe could not finish: ")
+        return (
+            f"We tried to send {names[0]} as input, but the connection was refused first, so "
+            f"nothing was learnt about inputs: {why}"
+        )
+    replies = " ".join(c.explanation for c in result.checks.failures)
+    return (
+        f"We sent {join_and(names)} as input and waited {quiet} after each, expecting silence "
+        f"(the Netra backend ignores output names sent as input): {replies}"
+    )
+
+
+def _workflow_sentences(result: ProbeResult, source: Source) -> str:
+    records = source.records
+    triggers = [f for f in sent(records) if f.get("event") in RUN_TRIGGER_TYPES]
+    if not triggers:
+        problem = connection_problem(records)
+        if problem is None:
+            return f"No user_message was sent: {result.explanation}"
+        return (
+            f"We connected {_auth_words(records)} to send user_message, but {problem} No agent "
+            "run could start, so no event was validated."
+        )
+    runs = source.run_stats
+    if not (runs["n_events"] > 0).any():
+        window = _collection_window(records)
+        waited = f" and collected for {window} each" if window else ""
+        what = join_and([f"user_message ({form_of(f)})" for f in triggers])
+        text = f"We sent {what}{waited}: no agent events came back."
+        arrived = result.checks["agent events"].explanation if result.checks else ""
+        causes = re.search(r"Likely causes: .*?(?= This is a failure|$)", arrived)
+        text += f" {causes.group(0)}" if causes else _demo_user_note(result.facts.get("user_id"))
+        return text + (
+            " This is a failure, not a pass: no event was validated (the proposed #937 fix "
+            "would have validated a hand-made event here)."
+        )
+    sentences = []
+    for trigger, (_, run) in zip(triggers, runs.iterrows(), strict=False):
+        events = _run_events(source.runs, run["run"])
+        took = (
+            f" in {duration(run['duration_s'])}, the first after "
+            f"{duration(run['time_to_first_event_s'])}"
+            if pd.notna(run["duration_s"])
+            else f"; it never ended (last: {run['last_event']})"
+        )
+        sentences.append(
+            f"We sent user_message ({form_of(trigger)}) and received {squeeze(events)}{took}."
+        )
+    profile = result.facts.get("profile") or "netra-bridge"
+    checks = result.checks
+    if result.status == PASSED:
+        sentences.append(
+            f"All {len(checks)} checks of profile {profile} passed: every frame parsed, every "
+            "critical event arrived, in order, tool calls were paired, and each event carries "
+            "its required fields."
+        )
+    else:
+        failed = checks.failures or [c for c in checks if c.status != PASSED]
+        sentences.append(
+            f"{len(failed)} of {len(checks)} checks of profile {profile} did not pass: "
+            + "; ".join(f"{c.name}: {c.explanation}" for c in failed)
+        )
+    return " ".join(sentences)
+
+
+def _auth_sentences(result: ProbeResult) -> str:
+    rows = result.rows
+    if not rows:
+        return sentence(result.explanation)
+    refused = [r for r in rows if r["expected"] == "refused" and r["status"] == PASSED]
+    accepted = [r for r in rows if r["expected"] == "refused" and r["status"] == FAILED]
+    worked = [r for r in rows if r["expected"] != "refused" and r["status"] == PASSED]
+    starved = [r for r in rows if r["expected"] != "refused" and r["status"] == FAILED]
+    untried = [r for r in rows if r["status"] == INCONCLUSIVE]
+    text = []
+    if result.status == PASSED:
+        text.append("Authentication is enforced.")
+    if refused:
+        how = "; ".join(sorted({refusal_words(r) for r in refused}))
+        text.append(f"{capital(_credentials(refused, 'refused'))} ({how}).")
+    if accepted:
+        users = join_and(sorted({repr(str(r["user_id"])) for r in accepted}))
+        text.append(
+            f"Authentication is not enforced: {_credentials(accepted, 'accepted')} as {users}."
+        )
+    if worked:
+        forms = join_and([r["credential"] for r in worked])
+        text.append(f"A valid token got agent events ({forms}).")
+    if starved:
+        demo = any(is_demo_user(r["user_id"]) for r in starved)
+        outcome = (
+            "no agent events flowed after user_message"
+            if all(r["first_frame"] == "connection_established" for r in starved)
+            else "the connection was refused"
+        )
+        text.append(
+            f"With a valid token ({join_and([r['credential'] for r in starved])}) {outcome}"
+            + (" — the server saw the demo user, so it ignored the token." if demo else ".")
+        )
+    if untried:
+        names = [str(r["credential"]) for r in untried]
+        if names == ["expired token"]:
+            need = "it needs the signing secret"
+        elif "expired token" in names:
+            need = "they need a valid token, and the expired one the signing secret"
+        else:
+            need = "they need a valid token"
+        text.append(f"Not tried: {join_and(names)} — {need}.")
+    return " ".join(text) or sentence(result.explanation)
+
+
+def _credentials(rows: Sequence[Mapping[str, Any]], verb: str) -> str:
+    names = [str(r["credential"]) for r in rows]
+    return f"{join_and(names)} {'was' if len(names) == 1 else 'were'} {verb}"
+
+
+def comparison_finding(server: tuple[str, str], report: ProbeReport) -> str:
+    """The finding of a comparison run on another embedded server (not part of the verdict)."""
+    dialect, auth = server
+    verdicts = "; ".join(f"the {r.probe} probe {r.status}: {r.explanation}" for r in report)
+    return (
+        f"**For comparison: an embedded {dialect} server, auth {auth}.** These traces are not "
+        f"part of the verdict above; against that server {verdicts}"
+    )
+
+
+def _collection_window(records: Sequence[Mapping[str, Any]]) -> str | None:
+    began = marks_of(records, SENT_MARK)
+    ended = marks_of(records, COLLECTED_MARK)
+    spans = [
+        (e["t_mono_ns"] - s["t_mono_ns"]) / 1e9
+        for s, e in zip(began, ended, strict=False)
+        if isinstance(s.get("t_mono_ns"), int) and isinstance(e.get("t_mono_ns"), int)
+    ]
+    return f"{max(spans):.1f} s" if spans else None
+
+
+def _run_events(runs: pd.DataFrame, run: Any) -> list[str]:
+    mine = runs[(runs["run"] == run).fillna(False) & (runs["dir"] == "receive")]
+    return [str(e) for e in mine["event"].dropna() if e in AGENT_EVENTS]
+
+
+def timing_finding(timing: Timing) -> str:
+    """What the timing says, in sentences: stalls first, since they look like lost events."""
+    runs = sum(len(g.runs) for g in timing.groups)
+    stalled = [g for g in timing.groups if len(g.stalls)]
+    answered = [g for g in timing.groups if g.runs["n_events"].gt(0).any()]
+    if not answered:
+        return (
+            f"**Timing.** None of the {runs} run(s) got an agent event, so there is nothing "
+            "to time."
+        )
+    if not stalled:
+        worst = max(
+            (g for g in answered if g.worst is not None),
+            key=lambda g: g.worst["gap_s"],  # type: ignore[index]
+            default=None,
+        )
+        slowest = f", the largest {duration(worst.worst['gap_s'])}" if worst else ""
+        return (
+            f"**Timing.** In {runs} run(s), no gap between consecutive events exceeded "
+            f"{STALL_THRESHOLD_S:g} s{slowest}: a test reading with a 2–3 s timeout per frame "
+            "would see every event."
+        )
+    parts = []
+    for group in stalled:
+        found = "; ".join(
+            f"{duration(g['gap_s'])} before {g['event']} #{g['seq']} in {g['trace']}"
+            for _, g in group.stalls.head(3).iterrows()
+        )
+        runs_hit = group.stalls["trace"].nunique()
+        parts.append(f"in {group.name}, {runs_hit} of {len(group.runs)} run(s) stalled ({found})")
+    return (
+        f"**Timing.** Events can arrive late: {'; '.join(parts)}. A gap above "
+        f"{STALL_THRESHOLD_S:g} s is longer than the 2–3 s per-frame timeout of the backend's "
+        'tests, which would report such a run as "no events" although every event came.'
+    )

@@ -1,0 +1,65 @@
+"""Small words of the report: sentences, lists, durations. Pure.
+
+>>> join_and(["a", "b", "c"]), duration(0.25), duration(2.5)
+('a, b and c', '250 ms', '2.50 s')
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import pandas as pd
+
+from ..plots import duration_words
+
+__all__ = [
+    "capital",
+    "duration",
+    "first_sentence",
+    "form_of",
+    "join_and",
+    "sentence",
+]
+
+
+def capital(text: str) -> str:
+    """``text`` stripped, its first letter upper case."""
+    text = text.strip()
+    return text[:1].upper() + text[1:]
+
+
+def sentence(text: str) -> str:
+    """``text`` as a sentence: capital first, a full stop at the end."""
+    text = capital(text)
+    return text if text.endswith((".", "!", "?")) else text + "."
+
+
+def join_and(items: Sequence[str]) -> str:
+    """"a, b and c"."""
+    items = list(items)
+    if len(items) <= 1:
+        return "".join(items)
+    return f"{', '.join(items[:-1])} and {items[-1]}"
+
+
+def duration(seconds: Any) -> str:
+    """Seconds as the report writes them: "250 ms", "2.50 s", "–" for none."""
+    if seconds is None or pd.isna(seconds):
+        return "–"
+    return duration_words(float(seconds))
+
+
+def form_of(frame: Mapping[str, Any]) -> str:
+    """Which shape a sent user_message had: "payload form" or "flat form"."""
+    return "payload form" if '"payload"' in str(frame.get("data") or "") else "flat form"
+
+
+_SENTENCE_END = re.compile(r"(?<=[.;])\s+(?=[A-Z(])")
+
+
+def first_sentence(text: str) -> str:
+    """The first sentence of ``text``, pointing to the findings when there is more."""
+    head = _SENTENCE_END.split(text.strip(), maxsplit=1)[0]
+    return head if head == text.strip() else head + " (more under Key findings)"

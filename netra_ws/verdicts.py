@@ -1,0 +1,856 @@
+"""Every verdict of the kit, judged from records. Pure: no network.
+
+A probe (:mod:`netra_ws.probes`) connects, sends and records; a report
+(:mod:`netra_ws.report`) reads traces months later. Both hand the records to the functions
+here, so a verdict from a trace is the verdict the live probe gave, with the same sentence::
+
+    result = judge_connection(trace.records)          # or a live session's writer.records
+    result.status, result.explanation                 # "passed", "the first frame is …"
+    report = judge_traces([read_trace(p) for p in paths])   # a whole folder of probe traces
+    print(report.to_text())
+
+The input is always a list of trace records (``meta``, ``open``, ``frame``, ``mark``,
+``close``, ``error``), in the order they were written; what a probe knew while it ran and
+the checks cannot see (a quiet window, a collection that timed out, why it stopped) it wrote
+as ``mark`` records, so the trace alone is enough.
+
+- :func:`judge_connection`: the first frame must be ``connection_established``;
+- :func:`judge_negative`: output event names sent as input must get no reply;
+- :func:`judge_workflow`: ``user_message`` must start runs that pass a profile's checks;
+- :func:`judge_auth_row` / :func:`judge_auth`: the auth matrix (:data:`AUTH_MATRIX`);
+- :func:`judge_traces`: each probe's latest trace in a folder, judged as above;
+- :func:`evaluate_contract`: the seven contract tests, from the probes' results.
+
+The status type and the checks behind each verdict are :mod:`netra_ws.expect`'s.
+"""
+
+from __future__ import annotations
+
+import textwrap
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import pandas as pd
+
+from .events import AGENT_EVENTS, is_demo_user, normalize
+from .expect import (
+    DEFAULT_PROFILE,
+    FAILED,
+    INCONCLUSIVE,
+    PASSED,
+    Checks,
+    Profile,
+    Status,
+    check_connection,
+    check_no_reply,
+    check_run,
+    load_profile,
+    overall_status,
+)
+from .redact import redact_url
+from .trace import Trace
+
+__all__ = [
+    "AUTH_MATRIX",
+    "CONTRACT_TESTS",
+    "FAILED",
+    "INCONCLUSIVE",
+    "NOT_RUN",
+    "PASSED",
+    "PROBES",
+    "SKIPPED",
+    "ContractResult",
+    "ContractStatus",
+    "Credential",
+    "ProbeReport",
+    "ProbeResult",
+    "Status",
+    "connection_problem",
+    "evaluate_contract",
+    "first_frame_facts",
+    "judge_auth",
+    "judge_auth_row",
+    "judge_connection",
+    "judge_negative",
+    "judge_traces",
+    "judge_workflow",
+    "not_tried_row",
+    "probe_of",
+    "target_words",
+]
+
+PROBES: tuple[str, ...] = ("connection", "negative", "workflow", "auth")
+
+# The marks a probe writes for what only it knows; the verdicts read them back.
+TRAP_MARK = "negative probe: the single read returned"
+SENT_MARK = "workflow probe: user_message sent"
+COLLECTED_MARK = "workflow probe: collection ended"
+STOPPED_MARK = "probe stopped"
+NOT_TRIED_MARK = "auth probe: not tried"  # the probe lacked the token or secret it needs
+QUIET_MARK = "quiet window begins"  # written by Session.quiet()
+
+Record = Mapping[str, Any]
+
+# Explicit dtypes for the auth matrix, so missing values show as <NA>, never NaN or None.
+_ROW_DTYPES = {
+    "credential": "string",
+    "expected": "string",
+    "http_status": "Int64",
+    "subprotocol": "string",
+    "first_frame": "string",
+    "user_id": "string",
+    "close_code": "Int64",
+    "agent_events": "boolean",
+    "status": "string",
+    "explanation": "string",
+    "trace": "string",
+}
+
+
+# --- results ---------------------------------------------------------------------------------
+
+
+@dataclass
+class ProbeResult:
+    """The verdict of one probe.
+
+    ``status`` is ``"passed"``, ``"failed"`` or ``"inconclusive"`` (the probe could not
+    judge, e.g. no token to try); ``explanation`` says in plain words what was seen and
+    what to do next; ``evidence`` holds frame ``seq`` numbers in the probe's trace
+    (``traces``, one file per connection). ``facts`` are the plain observations (handshake,
+    first frame, user id…), ``checks`` the expectations behind the verdict, ``rows`` the
+    probe's table (the auth matrix). ``to_frame()`` shows the most useful table.
+    """
+
+    probe: str
+    status: Status
+    explanation: str
+    evidence: tuple[int, ...] = ()
+    traces: tuple[Path, ...] = ()
+    facts: dict[str, Any] = field(default_factory=dict)
+    checks: Checks = field(default_factory=Checks)
+    rows: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def passed(self) -> bool:
+        return self.status == PASSED
+
+    def to_frame(self) -> pd.DataFrame:
+        """The probe's table: the auth matrix (one row per credential), the checks of the
+        negative and workflow probes (one row per check), or the connection facts (one row).
+        """
+        if self.rows:
+            table = pd.DataFrame(self.rows)
+            return table.astype({k: v for k, v in _ROW_DTYPES.items() if k in table})
+        if len(self.checks) > 1:
+            return self.checks.to_frame()
+        return pd.DataFrame([{"status": self.status, **self.facts}])
+
+    def _repr_html_(self) -> str:
+        head = f"<p><b>{self.probe}: {self.status}</b> — {_html_escape(self.explanation)}</p>"
+        return head + str(self.to_frame()._repr_html_())  # type: ignore[operator]
+
+    def __str__(self) -> str:
+        return f"{self.status.upper()} {self.probe}: {self.explanation}"
+
+
+class ProbeReport(list[ProbeResult]):
+    """The results of the probes: a list of :class:`ProbeResult` with a verdict.
+
+    ``report.status`` / ``report.passed`` is the overall verdict, ``report["auth"]`` one
+    probe's result, ``report.to_frame()`` one row per probe, ``print(report.to_text())``
+    the CLI's table; ``out_dir`` holds the traces.
+    """
+
+    def __init__(
+        self,
+        results: Iterable[ProbeResult] = (),
+        *,
+        target: str = "",
+        out_dir: str | Path | None = None,
+    ):
+        super().__init__(results)
+        self.target = target
+        self.out_dir: Path | None = Path(out_dir) if out_dir is not None else None
+
+    def __getitem__(self, key):  # type: ignore[no-untyped-def,override]
+        if isinstance(key, str):
+            for result in self:
+                if result.probe == key:
+                    return result
+            raise KeyError(f"no probe {key!r}; ran: {', '.join(r.probe for r in self)}")
+        return super().__getitem__(key)
+
+    def get(self, name: str) -> ProbeResult | None:
+        """The result of probe ``name``, or None when it did not run."""
+        return next((r for r in self if r.probe == name), None)
+
+    @property
+    def status(self) -> Status:
+        return overall_status(result.status for result in self)
+
+    @property
+    def passed(self) -> bool:
+        return self.status == PASSED
+
+    def to_frame(self) -> pd.DataFrame:
+        """One row per probe: probe, status, explanation, evidence (seqs), traces."""
+        return pd.DataFrame(
+            [
+                {
+                    "probe": r.probe,
+                    "status": r.status,
+                    "explanation": r.explanation,
+                    "evidence": list(r.evidence),
+                    "traces": [p.name for p in r.traces],
+                }
+                for r in self
+            ],
+            columns=["probe", "status", "explanation", "evidence", "traces"],
+        ).astype({"probe": "string", "status": "string", "explanation": "string"})
+
+    def to_text(self, width: int = 100) -> str:
+        """The verdicts as plain text: one paragraph per probe, then the auth matrix."""
+        lines = [f"target: {self.target}"]
+        for result in self:
+            head = f"{result.status.upper():<12} {result.probe:<10} "
+            failures = result.checks.failures
+            if len(failures) > 1:
+                # One line per failed check reads better than one long paragraph.
+                lines.append(f"{head}{len(failures)} of {len(result.checks)} checks failed:")
+                lines += [_wrap(f"- {c.name}: {c.explanation}", width, len(head)) for c in failures]
+            else:
+                lines.append(_wrap(result.explanation, width, len(head), head))
+            if result.rows:
+                table = result.to_frame().drop(columns=["explanation", "trace"])
+                table = table.astype(object).where(table.notna(), "-")
+                lines.append(textwrap.indent(table.to_string(index=False), " " * 4))
+        if self.out_dir is not None:
+            lines.append(f"traces: {self.out_dir}")
+        lines.append(f"verdict: {self.status}")
+        return "\n".join(lines)
+
+    def _repr_html_(self) -> str:
+        return str(self.to_frame()._repr_html_())  # type: ignore[operator]
+
+    def __repr__(self) -> str:
+        return f"<ProbeReport {self.status}: {', '.join(f'{r.probe} {r.status}' for r in self)}>"
+
+
+def _wrap(text: str, width: int, indent: int, head: str = "") -> str:
+    return textwrap.fill(
+        text,
+        width,
+        initial_indent=head or " " * indent,
+        subsequent_indent=" " * (indent + (0 if head else 2)),
+    )
+
+
+def _html_escape(text: str) -> str:
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+# --- records ---------------------------------------------------------------------------------
+
+
+def of_kind(records: Iterable[Record], kind: str) -> list[Record]:
+    """The records of one ``kind`` (``open``, ``frame``, ``mark``…), in order."""
+    return [r for r in records if r.get("kind") == kind]
+
+
+def received(records: Iterable[Record]) -> list[Record]:
+    """The frames the client received, in order."""
+    return [r for r in of_kind(records, "frame") if r.get("dir") == "receive"]
+
+
+def sent(records: Iterable[Record]) -> list[Record]:
+    """The frames the client sent, in order."""
+    return [r for r in of_kind(records, "frame") if r.get("dir") == "send"]
+
+
+def marks_of(records: Iterable[Record], label: str) -> list[Record]:
+    """The ``mark`` records with this ``label``, in order."""
+    return [r for r in of_kind(records, "mark") if r.get("label") == label]
+
+
+def first_of(records: Iterable[Record], kind: str) -> Record | None:
+    return next(iter(of_kind(records, kind)), None)
+
+
+def server_close(records: Sequence[Record]) -> Record | None:
+    """The close record of a close the server started, or None."""
+    return next(
+        (r for r in of_kind(records, "close") if r.get("initiated_by") not in ("client", None)),
+        None,
+    )
+
+
+def frame_ref(frame: Record) -> str:
+    """A frame as the explanations name it: "connection_established #1"."""
+    return f"{frame.get('event') or 'frame'} #{frame.get('seq')}"
+
+
+def connection_problem(records: Sequence[Record]) -> str | None:
+    """What broke the connection, in words, or None: a failed connect, AUTH_FAILED, why the
+    probe stopped (its mark), or a close the server started."""
+    error = first_of(records, "error")
+    if error is not None:
+        return str(error.get("message") or error.get("exception") or "the connection failed")
+    close = server_close(records)
+    closed = f", then the connection closed with {close.get('code')}" if close else ""
+    frames = received(records)
+    refused = next((f for f in frames if f.get("error_code") == "AUTH_FAILED"), None)
+    if refused is not None:
+        return f"the server refused the credentials: {frame_ref(refused)} AUTH_FAILED{closed}."
+    stopped = next(iter(marks_of(records, STOPPED_MARK)), None)
+    if stopped is not None:
+        return str(stopped.get("reason") or "the probe stopped early.")
+    if close is not None:
+        reason = f" {close.get('reason')}" if close.get("reason") else ""
+        return f"the server closed the connection with {close.get('code')}{reason}."
+    return None
+
+
+def first_frame_facts(records: Sequence[Record]) -> dict[str, Any]:
+    """What the first received frame says (its event, user id, …), as facts of a result."""
+    opened = first_of(records, "open")
+    first = next(iter(received(records)), None)
+    if first is None:
+        return {"first_frame": None}
+    facts: dict[str, Any] = {"first_frame": first.get("event") or first.get("parse_error")}
+    if first.get("event") == "connection_established":
+        data = normalize(first["data"]).payload
+        facts.update(user_id=data.get("user_id"), connection_id=data.get("connection_id"))
+        facts["mode"] = data.get("mode")
+    if opened is not None and isinstance(first.get("t_mono_ns"), int):
+        facts["established_ms"] = round(
+            (first["t_mono_ns"] - opened["t_mono_ns"]) / 1e6 + float(opened.get("connect_ms", 0)),
+            3,
+        )
+    return facts
+
+
+def _handshake_facts(records: Sequence[Record]) -> dict[str, Any]:
+    opened = first_of(records, "open")
+    if opened is None:
+        return {}
+    return {
+        "http_status": opened.get("http_status"),
+        "subprotocol": opened.get("subprotocol"),
+        "auth": opened.get("auth"),
+        "handshake_ms": opened.get("connect_ms"),
+    }
+
+
+def target_words(url: str, dialect: str | None = None, server_auth: str | None = None) -> str:
+    """The target in words, without secrets: "embedded <dialect> server, auth <mode> (<url>)"
+    for a reference server, else the redacted URL."""
+    shown = redact_url(url)
+    if dialect:
+        return f"embedded {dialect} server, auth {server_auth} ({shown})"
+    return shown
+
+
+# --- connection ------------------------------------------------------------------------------
+
+
+def judge_connection(
+    records: Sequence[Record], *, target: str = "", traces: tuple[Path, ...] = ()
+) -> ProbeResult:
+    """The connection probe's verdict: is the first frame ``connection_established``?"""
+    check = check_connection(records)
+    facts: dict[str, Any] = {"target": target, **_handshake_facts(records)}
+    facts.update(first_frame_facts(records))
+    return ProbeResult(
+        "connection",
+        check.status,
+        check.explanation,
+        evidence=check.evidence,
+        traces=traces,
+        facts=facts,
+        checks=Checks([check]),
+    )
+
+
+# --- negative --------------------------------------------------------------------------------
+
+
+def judge_negative(
+    records: Sequence[Record], *, target: str = "", traces: tuple[Path, ...] = ()
+) -> ProbeResult:
+    """The negative probe's verdict: did any output event name sent as input get a reply?
+
+    Refused before its first read: inconclusive (nothing was learnt about inputs). Cut off
+    after inputs were sent: a finding, failed.
+    """
+    checks = check_no_reply(records)
+    names = [str(f.get("event") or "frame") for f in sent(records)]
+    windows = [m.get("window_s") for m in marks_of(records, QUIET_MARK)]
+    quiet = windows[0] if windows else None
+    facts: dict[str, Any] = {"target": target, "quiet_s": quiet, "sent": names}
+    problem = connection_problem(records)
+    trap = marks_of(records, TRAP_MARK)
+    if not trap:
+        return ProbeResult(
+            "negative",
+            INCONCLUSIVE,
+            f"the probe could not finish: {problem or 'it stopped before its first read.'}",
+            traces=traces,
+            facts=facts,
+            checks=checks,
+        )
+    first = next(iter(received(records)), None)
+    trap_text = f"{trap[0].get('event')} #{first.get('seq')}" if first else "nothing"
+    facts["single_read_after_connect"] = trap_text
+    head = names[0] if names else "the first name"
+    trap_note = (
+        f" The trap: one read right after sending {head} returned {trap_text}, the frame "
+        "queued at connect time — the flawed tests took it for a reply."
+        if trap_text.startswith("connection_established")
+        else f" One read right after sending {head} returned {trap_text}."
+    )
+    status = FAILED if problem and checks.status == PASSED else checks.status
+    if status == PASSED:
+        explanation = (
+            f"none of the {len(checks)} output event names sent as input ({', '.join(names)}) "
+            f"got a reply within {quiet:g} s each.{trap_note}"
+        )
+    else:
+        failed = " ".join(c.explanation for c in checks.failures)
+        if problem:
+            failed = f"the probe could not finish: {problem} {failed}".rstrip()
+        explanation = failed + trap_note
+    return ProbeResult(
+        "negative",
+        status,
+        explanation,
+        evidence=tuple(seq for c in checks.failures for seq in c.evidence),
+        traces=traces,
+        facts=facts,
+        checks=checks,
+    )
+
+
+# --- workflow --------------------------------------------------------------------------------
+
+
+def judge_workflow(
+    records: Sequence[Record],
+    profile: str | Path | Mapping[str, Any] | Profile = DEFAULT_PROFILE,
+    *,
+    budgets: Mapping[str, float | None] | None = None,
+    target: str = "",
+    traces: tuple[Path, ...] = (),
+) -> ProbeResult:
+    """The workflow probe's verdict: the profile's checks over the runs ``user_message``
+    started. A connection that failed fails it, and a collection that timed out is said
+    first (the checks see a run that did not end; only the probe's mark knows it stopped
+    waiting)."""
+    prof = load_profile(profile)
+    checks = check_run(records, prof, budgets)
+    forms = [m.get("form") for m in marks_of(records, SENT_MARK)]
+    facts: dict[str, Any] = {"target": target, "profile": prof.name, "forms": forms}
+    facts.update(first_frame_facts(records))
+    facts["agent_events"] = sum(
+        1 for f in received(records) if f.get("event") in AGENT_EVENTS
+    )
+    problem = connection_problem(records)
+    status = FAILED if problem else checks.status
+    if status == PASSED:
+        explanation = f"{checks['agent events'].explanation} All {len(checks)} checks passed."
+    else:
+        explanation = " ".join(
+            f"{c.name}: {c.explanation}" for c in checks if c.status == FAILED
+        ) or "; ".join(f"{c.name}: {c.explanation}" for c in checks if c.status != PASSED)
+        notes = _timeouts(records)
+        if notes:
+            explanation = f"{'; '.join(notes)}. {explanation}"
+        if problem:
+            explanation = f"the connection failed: {problem} {explanation}"
+    return ProbeResult(
+        "workflow",
+        status,
+        explanation,
+        evidence=tuple(seq for c in checks if c.status == FAILED for seq in c.evidence),
+        traces=traces,
+        facts=facts,
+        checks=checks,
+    )
+
+
+def _timeouts(records: Sequence[Record]) -> list[str]:
+    """One note per collection that ended on its timeout: the form and the last event seen."""
+    notes = []
+    sent: Record | None = None
+    last: Record | None = None
+    for record in records:
+        kind, label = record.get("kind"), record.get("label")
+        if kind == "mark" and label == SENT_MARK:
+            sent, last = record, None
+        elif kind == "frame" and record.get("dir") == "receive":
+            if record.get("event") in AGENT_EVENTS:
+                last = record
+        elif kind == "mark" and label == COLLECTED_MARK and record.get("reason") == "timeout":
+            form = sent.get("form") if sent is not None else None
+            window = record.get("timeout_s")
+            within = f"the {window:g} s timeout" if isinstance(window, (int, float)) else "time"
+            seen = f"last event {frame_ref(last)}" if last is not None else "no agent event"
+            notes.append(f"no agent_completed within {within} ({form} user_message); {seen}")
+    return notes
+
+
+# --- auth matrix -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Credential:
+    """One row of the auth matrix: what is sent (``kind`` of token, client auth ``form``,
+    extra ``subprotocols``), named by ``label`` (``slug`` in file names)."""
+
+    label: str
+    slug: str
+    kind: Literal["none", "valid", "expired", "bad-signature"]
+    form: str
+    subprotocols: tuple[str, ...] = ()
+
+    @property
+    def should_work(self) -> bool:
+        return self.kind == "valid"
+
+
+AUTH_MATRIX: tuple[Credential, ...] = (
+    Credential("no token", "none", "none", "none"),
+    Credential("header", "header", "valid", "header"),
+    Credential("jwt.<base64url> subprotocol", "subprotocol", "valid", "subprotocol"),
+    Credential("bare jwt-auth + header", "jwt-auth-header", "valid", "header", ("jwt-auth",)),
+    Credential("expired token", "expired", "expired", "header"),
+    Credential("bad signature", "bad-signature", "bad-signature", "header"),
+)
+
+# Why a row was not tried, when the probe lacked what it needs.
+_NOT_TRIED = {
+    "valid": "not tried: no token given (pass token=…, or --token-env NAME).",
+    "expired": "not tried: an expired token needs the signing secret (pass secret=…).",
+    "bad-signature": "not tried: it is made from a valid token, and none was given.",
+    "none": "not tried: there is no trace of this credential.",
+}
+
+
+def _empty_row(credential: Credential) -> dict[str, Any]:
+    return {
+        "credential": credential.label,
+        "expected": "agent events" if credential.should_work else "refused",
+        "http_status": None,
+        "subprotocol": None,
+        "first_frame": None,
+        "user_id": None,
+        "close_code": None,
+        "agent_events": None,
+        "status": INCONCLUSIVE,
+        "explanation": "",
+        "trace": None,
+    }
+
+
+def not_tried_row(credential: Credential, *, traced: bool = True) -> dict[str, Any]:
+    """The inconclusive row of a credential the probe could not try (``traced``: it lacked
+    the token or secret) or that has no trace (``traced=False``)."""
+    row = _empty_row(credential)
+    row["explanation"] = _NOT_TRIED[credential.kind if traced else "none"]
+    return row
+
+
+def judge_auth_row(
+    credential: Credential, records: Sequence[Record], *, trace: str | None = None
+) -> dict[str, Any]:
+    """The auth matrix row of one credential, from the records of its connection (or of
+    the probe saying it could not try it)."""
+    if marks_of(records, NOT_TRIED_MARK):
+        row = not_tried_row(credential)
+        row["trace"] = trace
+        return row
+    row = _empty_row(credential)
+    row["trace"] = trace
+    opened = first_of(records, "open")
+    error = first_of(records, "error")
+    if opened is None and error is not None:
+        if error.get("http_status") is None:
+            row["explanation"] = f"could not connect: {error.get('message')}"
+            return row
+        row["http_status"] = error.get("http_status")
+    if opened is not None:
+        row["http_status"] = opened.get("http_status")
+        row["subprotocol"] = opened.get("subprotocol")
+    frames = received(records)
+    accepted = False
+    if frames:
+        first = frames[0]
+        if first.get("event") == "connection_established":
+            accepted = True
+            row["user_id"] = first_frame_facts(records).get("user_id")
+            row["first_frame"] = first.get("event")
+        elif first.get("error_code"):
+            row["first_frame"] = f"{first.get('event')} {first.get('error_code')}"
+        else:
+            row["first_frame"] = first.get("event")
+    close = server_close(records)
+    row["close_code"] = close.get("code") if close is not None else None
+    row["agent_events"] = any(f.get("event") in AGENT_EVENTS for f in frames)
+    row["status"], row["explanation"] = _judge_row(credential, row, accepted)
+    return row
+
+
+def _judge_row(
+    credential: Credential, row: Mapping[str, Any], accepted: bool
+) -> tuple[Status, str]:
+    who = f"accepted as user {row['user_id']!r}"
+    if credential.should_work:
+        ignored = ""
+        if is_demo_user(row["user_id"]):
+            ignored = " — the demo user: the server ignored the token"
+        if accepted and row["agent_events"]:
+            return PASSED, f"{who}{ignored}; agent events flowed."
+        if accepted:
+            return FAILED, (
+                f"{who}{ignored}, but no agent events flowed after user_message (see the "
+                "workflow probe)."
+            )
+        return FAILED, (
+            f"a valid token was refused ({refusal_words(row)}): check the token and its form."
+        )
+    if accepted:
+        flowed = "agent events flowed" if row["agent_events"] else "no agent events flowed"
+        return FAILED, (
+            f"{who} ({flowed}): authentication is not enforced — the server runs in a "
+            "demo or relaxed auth mode."
+        )
+    return PASSED, f"refused ({refusal_words(row)})."
+
+
+def refusal_words(row: Mapping[str, Any]) -> str:
+    """How a connection was refused, from an auth row: "HTTP 403", "error_message
+    AUTH_FAILED, then close 1008", or "no welcome frame"."""
+    parts = []
+    if row.get("http_status") not in (None, 101):
+        parts.append(f"HTTP {row['http_status']}")
+    if row.get("first_frame"):
+        parts.append(str(row["first_frame"]))
+    if row.get("close_code"):
+        parts.append(f"close {row['close_code']}")
+    return ", then ".join(parts) or "no welcome frame"
+
+
+def judge_auth(
+    rows: list[dict[str, Any]], *, target: str = "", traces: tuple[Path, ...] = ()
+) -> ProbeResult:
+    """The auth probe's verdict from its matrix rows (one per :data:`AUTH_MATRIX` entry)."""
+    status = overall_status(row["status"] for row in rows)
+    if status == PASSED:
+        explanation = (
+            "authentication is enforced: no token, an expired token and a bad signature were "
+            "refused; a valid token worked as a header, as a jwt.<base64url> subprotocol and as "
+            "a header with a bare jwt-auth subprotocol."
+        )
+    else:
+        explanation = " ".join(
+            f"{row['credential']}: {row['explanation']}" for row in rows if row["status"] == status
+        )
+    return ProbeResult(
+        "auth", status, explanation, traces=traces, facts={"target": target}, rows=rows
+    )
+
+
+# --- from traces -----------------------------------------------------------------------------
+
+
+def label_of(trace: Trace, key: str) -> Any:
+    """The value of one of the trace's labels (its meta record's ``labels``), or None."""
+    labels = trace.meta.get("labels")
+    return labels.get(key) if isinstance(labels, Mapping) else None
+
+
+def probe_of(trace: Trace) -> str | None:
+    """Which probe wrote the trace: its ``probe`` label, ``auth-<slug>`` meaning ``auth``."""
+    name = label_of(trace, "probe")
+    if not isinstance(name, str):
+        return None
+    return "auth" if name.startswith("auth-") else name
+
+
+def started(trace: Trace) -> tuple[str, str]:
+    """A sort key: when the trace began, then its file name."""
+    return (str(trace.meta.get("started_at") or ""), trace.path.name if trace.path else "")
+
+
+def trace_target(traces: Sequence[Trace]) -> str:
+    """The target of the latest of ``traces``, in words (see :func:`target_words`)."""
+    if not traces:
+        return ""
+    latest = max(traces, key=started)
+    return target_words(
+        str(latest.meta.get("target") or ""),
+        label_of(latest, "dialect"),
+        label_of(latest, "server_auth"),
+    )
+
+
+def _paths(*traces: Trace) -> tuple[Path, ...]:
+    return tuple(t.path for t in traces if t.path is not None)
+
+
+def judge_traces(
+    traces: Iterable[Trace],
+    *,
+    profile: str | Path | Mapping[str, Any] | Profile | None = None,
+) -> ProbeReport:
+    """Recompute the probes' verdicts from their traces.
+
+    Each probe is judged from its latest trace (the auth probe from the latest trace of each
+    credential; a credential without a trace is "not tried", inconclusive). Traces without a
+    ``probe`` label are ignored here. ``profile`` overrides the profile the workflow trace
+    was recorded with (its ``profile`` label; ``netra-bridge`` when that is not a built-in).
+    Returns a :class:`ProbeReport` with only the probes that have traces: show it, or pass
+    the traces to :func:`netra_ws.report.build_report` for the whole report.
+    """
+    groups: dict[str, list[Trace]] = {}
+    for trace in traces:
+        name = probe_of(trace)
+        if name in PROBES:
+            groups.setdefault(name, []).append(trace)
+    results = []
+    for name in PROBES:
+        group = sorted(groups.get(name, []), key=started)
+        if not group:
+            continue
+        latest = group[-1]
+        where = {"target": trace_target([latest]), "traces": _paths(latest)}
+        if name == "connection":
+            results.append(judge_connection(latest.records, **where))
+        elif name == "negative":
+            results.append(judge_negative(latest.records, **where))
+        elif name == "workflow":
+            prof = profile if profile is not None else _recorded_profile(latest)
+            results.append(judge_workflow(latest.records, prof, **where))
+        else:
+            results.append(_judge_auth_traces(group))
+    every = [t for group in groups.values() for t in group]
+    folders = {t.path.parent for t in every if t.path is not None}
+    return ProbeReport(
+        results,
+        target=trace_target(every),
+        out_dir=folders.pop() if len(folders) == 1 else None,
+    )
+
+
+def _recorded_profile(trace: Trace) -> Profile:
+    try:
+        return load_profile(str(label_of(trace, "profile") or DEFAULT_PROFILE))
+    except ValueError:
+        return load_profile(DEFAULT_PROFILE)  # a custom profile the trace only names
+
+
+def _judge_auth_traces(traces: Sequence[Trace]) -> ProbeResult:
+    latest: dict[str, Trace] = {}
+    for trace in sorted(traces, key=started):
+        latest[str(label_of(trace, "credential"))] = trace
+    rows = []
+    for credential in AUTH_MATRIX:
+        trace = latest.get(credential.label)
+        if trace is None:
+            rows.append(not_tried_row(credential, traced=False))
+        else:
+            name = trace.path.name if trace.path is not None else None
+            rows.append(judge_auth_row(credential, trace.records, trace=name))
+    chosen = list(latest.values())
+    return judge_auth(rows, target=trace_target(chosen), traces=_paths(*chosen))
+
+
+# --- the contract tests ----------------------------------------------------------------------
+
+ContractStatus = Literal["passed", "failed", "skipped", "not run"]
+SKIPPED: ContractStatus = "skipped"
+NOT_RUN: ContractStatus = "not run"
+
+STRUCTURE_EVENTS: tuple[str, ...] = (
+    "agent_started",
+    "agent_thinking",
+    "tool_executing",
+    "tool_completed",
+    "agent_completed",
+)
+
+# The test functions of netra_ws/contract/test_agent_events.py, in order; each maps to the
+# probe it reads.
+CONTRACT_TESTS: Mapping[str, str] = {
+    "test_connection_established_on_connect": "connection",
+    "test_output_event_sent_as_input_gets_no_reply": "negative",
+    **{f"test_{event}_structure": "workflow" for event in STRUCTURE_EVENTS},
+}
+
+
+@dataclass(frozen=True)
+class ContractResult:
+    """The verdict of one contract test.
+
+    ``status`` is ``"passed"``, ``"failed"``, ``"skipped"`` (the profile sets no fields for
+    the event) or ``"not run"`` (its probe is missing, e.g. a report made from traces
+    without a workflow trace); ``message`` is what pytest prints on failure or skip, and the
+    check's explanation on a pass. ``probe`` is the result the verdict came from (None when
+    not run): its ``traces`` hold the evidence.
+    """
+
+    test: str
+    status: ContractStatus
+    message: str
+    probe: ProbeResult | None = None
+
+    @property
+    def passed(self) -> bool:
+        return self.status == PASSED
+
+
+def evaluate_contract(probes: Mapping[str, ProbeResult] | ProbeReport) -> list[ContractResult]:
+    """Judge the seven contract tests from the ``connection``, ``negative`` and ``workflow``
+    probe results (a dict by probe name, or a :class:`ProbeReport`).
+
+    One :class:`ContractResult` per test, in :data:`CONTRACT_TESTS` order. A structure test
+    judges only events the server generated after ``user_message``: when none arrived it
+    fails with the reason, never validating something else in their place.
+    """
+    results = []
+    for test, probe_name in CONTRACT_TESTS.items():
+        result = probes.get(probe_name)
+        if result is None:
+            results.append(
+                ContractResult(test, NOT_RUN, f"the {probe_name} probe was not run: no verdict.")
+            )
+        elif probe_name == "workflow":
+            event = test.removeprefix("test_").removesuffix("_structure")
+            results.append(_structure(test, result, event))
+        elif result.status == PASSED:
+            results.append(ContractResult(test, PASSED, result.explanation, result))
+        else:
+            results.append(ContractResult(test, FAILED, result.explanation, result))
+    return results
+
+
+def _structure(test: str, workflow: ProbeResult, event: str) -> ContractResult:
+    name = f"fields: {event}"
+    if name not in workflow.checks.names:
+        return ContractResult(
+            test, SKIPPED, f"the profile sets no required fields for {event}", workflow
+        )
+    check = workflow.checks[name]
+    if check.status == PASSED:
+        return ContractResult(test, PASSED, check.explanation, workflow)
+    reasons = [check.explanation]
+    arrived = workflow.checks["agent events"]
+    if arrived.status != PASSED:
+        reasons = [arrived.explanation]  # nothing arrived: the why is all that matters
+    elif "required events" in workflow.checks.names:
+        required = workflow.checks["required events"]
+        if required.status != PASSED and event in required.explanation:
+            reasons.append(required.explanation)
+    return ContractResult(test, FAILED, " ".join(reasons), workflow)
