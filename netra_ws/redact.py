@@ -13,6 +13,8 @@ token subprotocols         ``jwt.<t>``, ``jwt-auth.<t>``, ``bearer.<t>``: the pr
 ``Bearer`` / ``Basic``     ``Bearer abc…`` → ``Bearer [REDACTED]``
 credential headers         the whole value of Authorization, Proxy-Authorization, Cookie,
                            Set-Cookie, X-API-Key (names stay, as evidence)
+credential keys            in JSON and trace records, the whole value under ``token``,
+                           ``password``, ``api_key`` … (:data:`SECRET_KEYS`, any case, nested)
 URLs                       query string, fragment and ``user:password@``
 exact secrets              :func:`register_secret` (process-wide), ``Redactor(secrets=[…])``,
                            and the signing key in ``$NETRA_WS_JWT_SECRET``
@@ -43,7 +45,8 @@ Limits, on purpose (so nobody relies on more):
   notebooks. A secret inside them is not found. Base64 text contains no ``.``, so the JWT
   rule cannot fire on it even where it happens to contain ``eyJ``.
 - Event names, ids (``run_…``, ``thread_…``), numbers, ISO timestamps and JSON structure are
-  untouched; JSON files keep their keys, only string values change.
+  untouched; JSON files keep their keys, only string values change (and any value under a
+  credential key: a number, a list, a mapping).
 """
 
 from __future__ import annotations
@@ -98,7 +101,7 @@ SECRET_HEADERS = frozenset(
     {"authorization", "proxy-authorization", "cookie", "set-cookie", "x-api-key"}
 )
 
-# JSON keys (any case) whose string value is a credential, whatever it looks like: papermill
+# JSON keys (any case) whose value is a credential, whatever it looks like: papermill
 # records notebook parameters such as ``token`` in the notebook's metadata.
 SECRET_KEYS = SECRET_HEADERS | frozenset(
     {
@@ -338,44 +341,65 @@ class Redactor:
     # -- JSON ----------------------------------------------------------------------------
 
     def redact_json(self, value: Any) -> Any:
-        """Return a redacted copy of JSON-like data (dicts, lists, strings, numbers).
+        """Return a redacted copy of JSON-like data, ready for ``json.dumps``.
 
-        Keys and structure are kept; string values are redacted by what their key says:
-        credential keys (:data:`SECRET_KEYS`) lose their whole value, ``url``/``*_url``/
-        ``target`` values are URLs, ``headers``/``*_headers`` are headers (a mapping or HAR's
-        ``[{"name", "value"}]``), HAR ``cookies`` and ``queryString`` lose every value, and
-        binary MIME bundles (``image/png`` …) are left alone. Every other string goes
-        through :meth:`redact_text`.
+        Keys and structure are kept; values are redacted by what their key says (any case):
+
+        - a credential key (:data:`SECRET_KEYS`) loses its whole value whatever it looks like,
+          nested values included; only ``None``, booleans and empty strings stay (absence is
+          evidence, and none of them can hold a secret);
+        - ``url``/``*_url``/``target`` values are URLs (:meth:`redact_url`);
+        - ``headers``/``*_headers`` are headers: a mapping, websockets' ``Headers`` (every
+          repeated ``Set-Cookie`` kept, via ``raw_items()``) or ``(name, value)`` pairs become
+          a dict (:meth:`redact_headers`); HAR's ``[{"name", "value"}]`` stays a list;
+        - HAR ``cookies`` and ``queryString`` lose every value;
+        - binary MIME bundles (``image/png`` …) are left alone;
+        - every other string goes through :meth:`redact_text`.
+
+        Python values that JSON has no form for are accepted too, so a writer can pass what it
+        was given: tuples and sets become lists, keys become ``str``, and any other object
+        (an exception, a datetime, a path) becomes its redacted ``str()``. The trace writers
+        (:class:`~netra_ws.trace.TraceWriter`, :func:`~netra_ws.trace.write_trace`) call this
+        for every record except frames.
         """
-        return self._json(value, "")
+        return self._json(value, "", secret=False)
 
-    def _json(self, value: Any, key: str) -> Any:
+    def _json(self, value: Any, key: str, *, secret: bool) -> Any:
+        # ``secret``: an enclosing key names a credential, so every value below it is one.
         lower = key.lower()
         if _is_binary_mime(lower):
             return value
+        secret = secret or lower in SECRET_KEYS
+        if value is None or isinstance(value, bool):
+            return value
+        if isinstance(value, (int, float)):
+            return REDACTED if secret else value
         if isinstance(value, str):
-            if lower in SECRET_KEYS:
+            if secret:
                 return REDACTED if value else value
             if _is_url_key(lower):
                 return self.redact_url(value)
             return self.redact_text(value)
+        if not secret and _is_headers_key(lower):
+            pairs = _header_pairs(value)
+            if pairs is not None:
+                return self.redact_headers(pairs)
         if isinstance(value, Mapping):
-            if _is_headers_key(lower) and all(isinstance(v, str) for v in value.values()):
-                return self.redact_headers({str(k): v for k, v in value.items()})
-            return {k: self._json(v, str(k)) for k, v in value.items()}
-        if isinstance(value, (list, tuple)):
-            if lower in ("cookies", "querystring"):
+            return {str(k): self._json(v, str(k), secret=secret) for k, v in value.items()}
+        if isinstance(value, (list, tuple, set, frozenset)):
+            if not secret and lower in ("cookies", "querystring"):
                 return [self._name_value(item, secret=True) for item in value]
-            if _is_headers_key(lower):
+            if not secret and _is_headers_key(lower):
                 return [self._name_value(item, secret=False) for item in value]
-            return [self._json(item, key) for item in value]
-        return value
+            return [self._json(item, key, secret=secret) for item in value]
+        # Exceptions, datetimes, paths…: their text is the evidence, and it may hold a token.
+        return REDACTED if secret else self.redact_text(str(value))
 
     def _name_value(self, item: Any, *, secret: bool) -> Any:
         """One HAR ``{"name", "value", …}`` item of headers, cookies or queryString."""
         if not (isinstance(item, Mapping) and isinstance(item.get("value"), str)):
-            return self._json(item, "")
-        out = {k: self._json(v, "") for k, v in item.items() if k != "value"}
+            return self._json(item, "", secret=False)
+        out = {str(k): self._json(v, "", secret=False) for k, v in item.items() if k != "value"}
         name = str(item.get("name", ""))
         out["value"] = REDACTED if secret else self._header_value(name, item["value"])
         return out
@@ -520,10 +544,41 @@ def _is_binary_mime(key: str) -> bool:
 
 
 def _is_headers_key(key: str) -> bool:
+    """``key`` (lower case) holds HTTP headers: ``headers``, ``request_headers``…"""
     return key == "headers" or key.endswith("_headers")
 
 
+def _header_pairs(value: Any) -> list[tuple[str, str]] | None:
+    """Headers as (name, value) pairs, or None when ``value`` is not headers of strings.
+
+    A mapping, websockets' ``Headers`` or a non-empty list of ``(name, value)`` pairs. An
+    empty list stays a list (HAR's empty ``headers``); a mapping with values other than
+    strings is walked key by key instead (every credential header name is in SECRET_KEYS).
+    """
+    # websockets' Headers is a Mapping whose items() fails on a repeated name (Set-Cookie);
+    # its raw_items() gives every pair.
+    raw_items = getattr(value, "raw_items", None)
+    if callable(raw_items):
+        return [(str(name), str(val)) for name, val in raw_items()]
+    if isinstance(value, Mapping):
+        items = list(value.items())
+    elif isinstance(value, (list, tuple)) and value:
+        items = list(value)
+    else:
+        return None
+    if not all(
+        isinstance(item, (list, tuple))
+        and len(item) == 2
+        and isinstance(item[0], str)
+        and isinstance(item[1], str)
+        for item in items
+    ):
+        return None
+    return [(str(name), val) for name, val in items]
+
+
 def _is_url_key(key: str) -> bool:
+    """``key`` (lower case) holds a URL: ``url``, ``target``, ``*_url``."""
     return key in ("url", "target") or key.endswith("_url")
 
 
@@ -629,7 +684,9 @@ def redact_url(url: str) -> str:
 
 
 def redact_json(value: Any) -> Any:
-    """Return a redacted copy of JSON-like data; see :meth:`Redactor.redact_json`."""
+    """Return a redacted copy of JSON-like data (or of Python values about to be written as
+    JSON: a trace record, a report's data), ready for ``json.dumps``; see
+    :meth:`Redactor.redact_json` for what each key gets."""
     return _DEFAULT.redact_json(value)
 
 

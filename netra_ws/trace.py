@@ -64,7 +64,7 @@ from .errors import FrameParseError, TraceFormatError
 # name stays ``normalize`` so that tests can swap in a broken normalizer.
 from .events import Event
 from .events import normalize_fields as normalize
-from .redact import redact_headers, redact_text, redact_url
+from .redact import redact_json
 
 __all__ = [
     "FORMAT",
@@ -268,10 +268,12 @@ class TraceWriter:
     between threads (a notebook thread marking while the event-loop thread records frames):
     lines never interleave and ``seq`` never repeats.
 
-    This is where secrets stop: ``target`` loses its query string and credentials, and the
-    fields of ``open``/``close``/``error``/``mark`` records (and the labels) are redacted with
-    :mod:`netra_ws.redact` (header mappings under a ``headers`` or ``*_headers`` key, URLs
-    under ``url``/``*_url``, JWT-like text anywhere). Frame data is never altered.
+    This is where secrets stop: the header (``target``, labels) and every ``open``/``close``/
+    ``error``/``mark`` record go through :func:`netra_ws.redact.redact_json`, nested values
+    included: a key of :data:`~netra_ws.redact.SECRET_KEYS` (any case) loses its value
+    whatever it looks like, headers under ``headers``/``*_headers`` lose their credential
+    values, URLs under ``url``/``*_url``/``target`` their query string, and JWT-like text goes
+    anywhere. Frame records never do: their data is evidence, written exactly as received.
     """
 
     def __init__(
@@ -293,15 +295,17 @@ class TraceWriter:
         # frames normalized, when they are flushed.
         self._pending: list[dict[str, Any]] = []
         self._complete_upto = 0  # records before this index have their normalized fields
-        self._meta = {
-            "kind": "meta",
-            "format": FORMAT,
-            "session": self._session,
-            "target": redact_url(target),
-            "started_at": datetime.now(timezone.utc).isoformat(timespec="microseconds"),
-            "labels": _scrub("labels", dict(labels or {})),
-            "writer": f"netra_ws {_version()}",
-        }
+        self._meta = redact_json(
+            {
+                "kind": "meta",
+                "format": FORMAT,
+                "session": self._session,
+                "target": target,
+                "started_at": datetime.now(timezone.utc).isoformat(timespec="microseconds"),
+                "labels": dict(labels or {}),
+                "writer": f"netra_ws {_version()}",
+            }
+        )
         with self._lock:
             self._append(self._meta)
 
@@ -405,8 +409,8 @@ class TraceWriter:
                 f"record() writes 'open', 'close' or 'error' records, not {kind!r}; "
                 "use frame() for frames and mark() for marks"
             )
-        record = {"kind": kind, **_timestamps(t_wall_ns, t_mono_ns), **_scrub_fields(fields)}
-        return self._write(record)
+        record = {"kind": kind, **_timestamps(t_wall_ns, t_mono_ns), **fields}
+        return self._write(redact_json(record))
 
     def mark(
         self,
@@ -422,13 +426,8 @@ class TraceWriter:
         """
         if "kind" in fields:
             raise ValueError("a mark cannot carry a field named 'kind'; rename it")
-        record = {
-            "kind": "mark",
-            "label": _scrub("label", label),
-            **_timestamps(t_wall_ns, t_mono_ns),
-            **_scrub_fields(fields),
-        }
-        return self._write(record)
+        record = {"kind": "mark", "label": label, **_timestamps(t_wall_ns, t_mono_ns), **fields}
+        return self._write(redact_json(record))
 
     def close(self) -> None:
         """Write what is buffered and close the file. Calling it again does nothing."""
@@ -580,54 +579,6 @@ def _version() -> str:
         return "dev"  # running from a checkout that was never installed
 
 
-def _scrub_fields(fields: Mapping[str, Any]) -> dict[str, Any]:
-    return {key: _scrub(key, value) for key, value in fields.items()}
-
-
-def _scrub(key: str, value: Any) -> Any:
-    """Return ``value`` ready for JSON and with credentials removed; ``key`` names it."""
-    if value is None or isinstance(value, (bool, int, float)):
-        return value
-    if isinstance(value, str):
-        return redact_url(value) if _is_url_key(key) else redact_text(value)
-    if _is_headers_key(key):
-        pairs = _header_pairs(value)
-        if pairs is not None:
-            return redact_headers(pairs)
-    if isinstance(value, Mapping):
-        return {str(k): _scrub(str(k), v) for k, v in value.items()}
-    if isinstance(value, (list, tuple, set, frozenset)):
-        return [_scrub(key, item) for item in value]
-    # Exceptions, datetimes, Paths…: their text is the evidence, and it may hold a token.
-    return redact_text(str(value))
-
-
-def _header_pairs(value: Any) -> list[tuple[str, str]] | None:
-    """Return headers as (name, value) pairs, or None when ``value`` is not headers."""
-    # websockets' Headers is a Mapping whose items() fails on a repeated name (Set-Cookie);
-    # its raw_items() gives every pair.
-    raw_items = getattr(value, "raw_items", None)
-    if callable(raw_items):
-        items = list(raw_items())
-    elif isinstance(value, Mapping):
-        items = list(value.items())
-    elif isinstance(value, (list, tuple)):
-        items = list(value)
-    else:
-        return None
-    if not all(isinstance(item, (list, tuple)) and len(item) == 2 for item in items):
-        return None
-    return [(str(name), str(val)) for name, val in items]
-
-
-def _is_headers_key(key: str) -> bool:
-    return key == "headers" or key.endswith("_headers")
-
-
-def _is_url_key(key: str) -> bool:
-    return key in ("url", "target") or key.endswith("_url")
-
-
 def write_trace(trace: Trace, path: str | os.PathLike[str]) -> Path:
     """Write a trace built in memory (an import, a filtered copy) to a new trace file.
 
@@ -638,9 +589,10 @@ def write_trace(trace: Trace, path: str | os.PathLike[str]) -> Path:
     """
     out = Path(path)
     rest = {k: v for k, v in trace.meta.items() if k not in ("kind", "format", "writer")}
-    header = {"kind": "meta", "format": FORMAT, **_scrub_fields(rest)}
+    header = redact_json({"kind": "meta", "format": FORMAT, **rest})
     header["writer"] = f"netra_ws {_version()}"
-    records = [r if r.get("kind") == "frame" else _scrub_fields(r) for r in trace.records]
+    # Frames are evidence, kept as they were; everything else is redacted.
+    records = [r if r.get("kind") == "frame" else redact_json(r) for r in trace.records]
     with _create(out) as f:
         for record in (header, *records):
             # The line format of TraceWriter._append.

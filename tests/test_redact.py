@@ -6,6 +6,7 @@ import base64
 import io
 import json
 import logging
+from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
@@ -227,6 +228,30 @@ def test_json_values_are_redacted_by_their_keys_and_the_structure_is_kept(token:
         "n": 3,
         "ok": True,
         "nested": [{"note": f"saw {REDACTED}"}, None],
+    }
+
+
+def test_json_credential_keys_lose_any_value_and_python_values_become_json():
+    when = datetime(2025, 9, 10, tzinfo=timezone.utc)
+    data = {
+        "API_KEY": 918273645546,
+        "Secret": {"value": "hunter2-very-secret", "n": [1.5, "x"], "set": False},
+        "jwt": None,
+        "request_headers": [("Cookie", "a=1"), ("Cookie", "b=2"), ("Accept", "*/*")],
+        "headers": [],
+        "when": when,
+        "error": ValueError("no"),
+        7: ("a", "b"),
+    }
+    assert redact_json(data) == {
+        "API_KEY": REDACTED,
+        "Secret": {"value": REDACTED, "n": [REDACTED, REDACTED], "set": False},
+        "jwt": None,
+        "request_headers": {"Cookie": f"{REDACTED}, {REDACTED}", "Accept": "*/*"},
+        "headers": [],  # HAR's empty list of headers stays a list
+        "when": str(when),
+        "error": "no",
+        "7": ["a", "b"],
     }
 
 
