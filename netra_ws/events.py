@@ -57,6 +57,7 @@ __all__ = [
     "is_agent_event",
     "is_auth_failure",
     "is_demo_user",
+    "is_fallback_user",
     "normalize",
     "normalize_fields",
     "parse_timestamp",
@@ -115,6 +116,15 @@ def squeeze(names: Iterable[str]) -> str:
         else:
             out.append([name, 1])
     return " → ".join(name if n == 1 else f"{name} ×{n}" for name, n in out)
+
+
+def is_fallback_user(user_id: object) -> bool:
+    """Is ``user_id`` the made-up ``relaxed_NNNN`` user of the relaxed auth level (§2)?
+
+    >>> is_fallback_user("relaxed_..."), is_fallback_user("alice")
+    (True, False)
+    """
+    return isinstance(user_id, str) and user_id.startswith("relaxed_")
 
 
 # Outer types of the fallback handler's envelope; the real event name is inside.

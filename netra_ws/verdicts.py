@@ -34,7 +34,7 @@ from typing import Any, Literal
 
 import pandas as pd
 
-from .events import AGENT_EVENTS, is_demo_user, normalize
+from .events import AGENT_EVENTS, is_demo_user, is_fallback_user, normalize
 from .expect import (
     DEFAULT_PROFILE,
     FAILED,
@@ -61,12 +61,14 @@ __all__ = [
     "PASSED",
     "PROBES",
     "SKIPPED",
+    "ConnectionEnd",
     "ContractResult",
     "ContractStatus",
     "Credential",
     "ProbeReport",
     "ProbeResult",
     "Status",
+    "connection_end",
     "connection_problem",
     "evaluate_contract",
     "first_frame_facts",
@@ -102,6 +104,7 @@ _ROW_DTYPES = {
     "first_frame": "string",
     "user_id": "string",
     "close_code": "Int64",
+    "ended": "string",
     "agent_events": "boolean",
     "status": "string",
     "explanation": "string",
@@ -292,21 +295,141 @@ def frame_ref(frame: Record) -> str:
     return f"{frame.get('event') or 'frame'} #{frame.get('seq')}"
 
 
-def connection_problem(records: Sequence[Record]) -> str | None:
-    """What broke the connection, in words, or None: a failed connect, AUTH_FAILED, why the
-    probe stopped (its mark), or a close the server started."""
+# --- how a connection ended --------------------------------------------------------------------
+
+# What a connection came to, as the verdicts tell it apart (PROTOCOL.md §8): the server
+# kept the client out on purpose ("refused"), fell over ("failed"), was never reached or
+# never answered ("unreachable", "timed out"), or the connection went on ("accepted").
+EndKind = Literal["accepted", "refused", "failed", "not websocket", "unreachable", "timed out"]
+
+# Close codes that mean the server refused the credentials, and those that mean it failed.
+_REFUSAL_CLOSES = frozenset({1008})
+_FAILURE_CLOSES = frozenset({1011, 1006})
+_REFUSAL_STATUSES = frozenset({401, 403})
+
+
+@dataclass(frozen=True)
+class ConnectionEnd:
+    """How one connection came out, decided from its records alone (:func:`connection_end`).
+
+    ``kind``: ``"accepted"`` (the welcome frame, or frames and no refusal), ``"refused"``
+    (HTTP 401/403 at the handshake, or accepted and then refused: AUTH_FAILED, close 1008,
+    or any error frame that came first and was followed by the server's close), ``"failed"``
+    (the server fell over: HTTP 5xx, close 1011 or 1006 — a crash is not a refusal), ``"not
+    websocket"`` (an HTTP answer that is no upgrade and no refusal), ``"unreachable"`` or
+    ``"timed out"``. ``at_connect`` is true when it happened before the server read anything
+    the client sent: the first frame of the connection, whenever it arrived, or the
+    handshake. ``evidence`` names the frames (``seq``) it rests on; ``words`` says it.
+    """
+
+    kind: EndKind
+    words: str
+    at_connect: bool = False
+    http_status: int | None = None
+    error_code: str | None = None
+    close_code: int | None = None
+    evidence: tuple[int, ...] = ()
+
+    @property
+    def kept_out(self) -> bool:
+        """True when the connection never got past its start (refused, failed, unreached)."""
+        return self.kind != "accepted" and self.at_connect
+
+
+def connection_end(records: Sequence[Record]) -> ConnectionEnd:
+    """How the connection of these records ended; see :class:`ConnectionEnd`.
+
+    A first frame that is an error, followed by a close the server started, is the
+    connection's answer to connecting, even when the client had already sent something: the
+    server sends it before it reads any input (the refusal of PROTOCOL.md §8 races a fast
+    client). It is never the reply to what the client sent.
+    """
     error = first_of(records, "error")
-    if error is not None:
-        return str(error.get("message") or error.get("exception") or "the connection failed")
-    close = server_close(records)
-    closed = f", then the connection closed with {close.get('code')}" if close else ""
+    opened = first_of(records, "open")
+    if opened is None and error is not None:
+        return _handshake_end(error)
     frames = received(records)
-    refused = next((f for f in frames if f.get("error_code") == "AUTH_FAILED"), None)
-    if refused is not None:
-        return f"the server refused the credentials: {frame_ref(refused)} AUTH_FAILED{closed}."
+    close = server_close(records)
+    code = close.get("code") if close is not None else None
+    first = frames[0] if frames else None
+    closed = f", then the server closed the connection with {code}" if close is not None else ""
+    reason = f" {close.get('reason')}" if close is not None and close.get("reason") else ""
+    if first is not None and first.get("event") != "connection_established":
+        error_code = first.get("error_code")
+        if error_code or first.get("event") in ("error_message", "error"):
+            said = f"{frame_ref(first)} {error_code or ''}".rstrip()
+            if error_code == "AUTH_FAILED" or code in _REFUSAL_CLOSES:
+                return ConnectionEnd(
+                    "refused",
+                    f"the server refused the connection: {said}{closed}{reason}.",
+                    at_connect=True,
+                    error_code=error_code,
+                    close_code=code,
+                    evidence=(int(first["seq"]),),
+                )
+            if close is not None:
+                kind: EndKind = "failed" if code in _FAILURE_CLOSES else "refused"
+                what = "failed" if kind == "failed" else "refused the connection"
+                return ConnectionEnd(
+                    kind,
+                    f"the server {what} at connect: its first frame was {said}{closed}{reason}.",
+                    at_connect=True,
+                    error_code=error_code,
+                    close_code=code,
+                    evidence=(int(first["seq"]),),
+                )
+    if close is not None and code in _REFUSAL_CLOSES:
+        return ConnectionEnd(
+            "refused",
+            f"the server closed the connection with {code}{reason} (policy: credentials).",
+            at_connect=first is None,
+            close_code=code,
+        )
+    if close is not None and code in _FAILURE_CLOSES:
+        lost = "without a close frame" if code == 1006 else f"with {code}{reason}"
+        return ConnectionEnd(
+            "failed",
+            f"the server dropped the connection {lost}"
+            + (" before sending anything." if first is None else "."),
+            at_connect=first is None,
+            close_code=code,
+        )
+    return ConnectionEnd(
+        "accepted",
+        "the connection was accepted" + (f"{closed}{reason}." if close is not None else "."),
+        close_code=code,
+    )
+
+
+def _handshake_end(error: Record) -> ConnectionEnd:
+    status = error.get("http_status")
+    message = str(error.get("message") or error.get("exception") or "the connection failed")
+    if isinstance(status, int):
+        if status in _REFUSAL_STATUSES:
+            kind: EndKind = "refused"
+            words = f"the server refused the handshake with HTTP {status}."
+        elif status >= 500:
+            kind, words = "failed", f"the server failed the handshake with HTTP {status}."
+        else:
+            kind = "not websocket"
+            words = f"the server answered HTTP {status}, not a WebSocket upgrade."
+        return ConnectionEnd(kind, words, at_connect=True, http_status=status)
+    if error.get("exception") == "WaitTimeout":
+        return ConnectionEnd("timed out", f"could not connect: {message}", at_connect=True)
+    return ConnectionEnd("unreachable", f"could not connect: {message}", at_connect=True)
+
+
+def connection_problem(records: Sequence[Record]) -> str | None:
+    """What broke the connection, in words, or None: how it ended (:func:`connection_end`)
+    when that was not "accepted", else why the probe stopped (its mark), else a close the
+    server started."""
+    end = connection_end(records)
+    if end.kind != "accepted":
+        return end.words
     stopped = next(iter(marks_of(records, STOPPED_MARK)), None)
     if stopped is not None:
         return str(stopped.get("reason") or "the probe stopped early.")
+    close = server_close(records)
     if close is not None:
         reason = f" {close.get('reason')}" if close.get("reason") else ""
         return f"the server closed the connection with {close.get('code')}{reason}."
@@ -355,18 +478,31 @@ def target_words(url: str, dialect: str | None = None, server_auth: str | None =
 
 # --- connection ------------------------------------------------------------------------------
 
+# What to do next, after a connection that never got past its start.
+_AFTER_KEPT_OUT: dict[str, str] = {
+    "refused": " Connect with a valid token (header or jwt.<token> subprotocol).",
+    "failed": " That is the server failing, not refusing a credential: see its logs.",
+    "not websocket": " Check the URL: is it the WebSocket endpoint (ws:// or wss://, the path)?",
+    "unreachable": "",
+    "timed out": "",
+}
+
 
 def judge_connection(
     records: Sequence[Record], *, target: str = "", traces: tuple[Path, ...] = ()
 ) -> ProbeResult:
     """The connection probe's verdict: is the first frame ``connection_established``?"""
     check = check_connection(records)
+    end = connection_end(records)
     facts: dict[str, Any] = {"target": target, **_handshake_facts(records)}
-    facts.update(first_frame_facts(records))
+    facts.update(first_frame_facts(records), ended=end.kind)
+    explanation = check.explanation
+    if end.kept_out and end.kind != "accepted":
+        explanation = end.words + _AFTER_KEPT_OUT[end.kind]
     return ProbeResult(
         "connection",
         check.status,
-        check.explanation,
+        explanation,
         evidence=check.evidence,
         traces=traces,
         facts=facts,
@@ -390,6 +526,19 @@ def judge_negative(
     windows = [m.get("window_s") for m in marks_of(records, QUIET_MARK)]
     quiet = windows[0] if windows else None
     facts: dict[str, Any] = {"target": target, "quiet_s": quiet, "sent": names}
+    end = connection_end(records)
+    if end.kept_out:
+        # The frame that answered the connection is no reply to an input, however the
+        # client's send and the server's refusal raced (PROTOCOL.md §8).
+        return ProbeResult(
+            "negative",
+            INCONCLUSIVE,
+            f"the probe could not judge any input: {end.words} Nothing was learnt about inputs.",
+            evidence=end.evidence,
+            traces=traces,
+            facts={**facts, "ended": end.kind},
+            checks=checks,
+        )
     problem = connection_problem(records)
     trap = marks_of(records, TRAP_MARK)
     if not trap:
@@ -453,9 +602,19 @@ def judge_workflow(
     forms = [m.get("form") for m in marks_of(records, SENT_MARK)]
     facts: dict[str, Any] = {"target": target, "profile": prof.name, "forms": forms}
     facts.update(first_frame_facts(records))
-    facts["agent_events"] = sum(
-        1 for f in received(records) if f.get("event") in AGENT_EVENTS
-    )
+    facts["agent_events"] = sum(1 for f in received(records) if f.get("event") in AGENT_EVENTS)
+    end = connection_end(records)
+    facts["ended"] = end.kind
+    if end.kept_out:
+        return ProbeResult(
+            "workflow",
+            INCONCLUSIVE,
+            f"no user_message could be judged: {end.words}",
+            evidence=end.evidence,
+            traces=traces,
+            facts=facts,
+            checks=checks,
+        )
     problem = connection_problem(records)
     status = FAILED if problem else checks.status
     if status == PASSED:
@@ -547,6 +706,7 @@ def _empty_row(credential: Credential) -> dict[str, Any]:
         "first_frame": None,
         "user_id": None,
         "close_code": None,
+        "ended": None,
         "agent_events": None,
         "status": INCONCLUSIVE,
         "explanation": "",
@@ -566,67 +726,82 @@ def judge_auth_row(
     credential: Credential, records: Sequence[Record], *, trace: str | None = None
 ) -> dict[str, Any]:
     """The auth matrix row of one credential, from the records of its connection (or of
-    the probe saying it could not try it)."""
+    the probe saying it could not try it).
+
+    A row passes only when the server did what the row expects for the reason it expects:
+    a valid token is accepted as a user and gets agent events; a bad credential is refused
+    (HTTP 401/403, AUTH_FAILED, close 1008, or an error frame and a close at connect). A
+    server that fails (HTTP 5xx, close 1011 or 1006) has not refused anything.
+    """
     if marks_of(records, NOT_TRIED_MARK):
         row = not_tried_row(credential)
         row["trace"] = trace
         return row
     row = _empty_row(credential)
     row["trace"] = trace
+    end = connection_end(records)
     opened = first_of(records, "open")
-    error = first_of(records, "error")
-    if opened is None and error is not None:
-        if error.get("http_status") is None:
-            row["explanation"] = f"could not connect: {error.get('message')}"
-            return row
-        row["http_status"] = error.get("http_status")
+    row["http_status"] = opened.get("http_status") if opened is not None else end.http_status
     if opened is not None:
-        row["http_status"] = opened.get("http_status")
         row["subprotocol"] = opened.get("subprotocol")
     frames = received(records)
-    accepted = False
     if frames:
         first = frames[0]
+        row["first_frame"] = (
+            " ".join(str(v) for v in (first.get("event"), first.get("error_code")) if v) or None
+        )
         if first.get("event") == "connection_established":
-            accepted = True
             row["user_id"] = first_frame_facts(records).get("user_id")
-            row["first_frame"] = first.get("event")
-        elif first.get("error_code"):
-            row["first_frame"] = f"{first.get('event')} {first.get('error_code')}"
-        else:
-            row["first_frame"] = first.get("event")
     close = server_close(records)
     row["close_code"] = close.get("code") if close is not None else None
     row["agent_events"] = any(f.get("event") in AGENT_EVENTS for f in frames)
-    row["status"], row["explanation"] = _judge_row(credential, row, accepted)
+    row["ended"] = end.kind
+    row["status"], row["explanation"] = _judge_row(credential, row, end)
     return row
 
 
 def _judge_row(
-    credential: Credential, row: Mapping[str, Any], accepted: bool
+    credential: Credential, row: Mapping[str, Any], end: ConnectionEnd
 ) -> tuple[Status, str]:
+    how = refusal_words(row)
+    if end.kind in ("unreachable", "timed out"):
+        return INCONCLUSIVE, end.words
+    if end.kind == "not websocket":
+        return INCONCLUSIVE, f"{end.words} Nothing was learnt about tokens."
+    if end.kind == "failed" and end.at_connect:
+        return FAILED, f"the server failed instead of answering the credential ({how})."
+    accepted = row["first_frame"] == "connection_established"
     who = f"accepted as user {row['user_id']!r}"
     if credential.should_work:
-        ignored = ""
-        if is_demo_user(row["user_id"]):
-            ignored = " — the demo user: the server ignored the token"
         if accepted and row["agent_events"]:
-            return PASSED, f"{who}{ignored}; agent events flowed."
+            return PASSED, f"{who}{_whose(row['user_id'])}; agent events flowed."
         if accepted:
-            return FAILED, (
-                f"{who}{ignored}, but no agent events flowed after user_message (see the "
-                "workflow probe)."
+            return (
+                FAILED,
+                f"{who}{_whose(row['user_id'])}, but no agent events flowed after "
+                "user_message (see the workflow probe).",
             )
-        return FAILED, (
-            f"a valid token was refused ({refusal_words(row)}): check the token and its form."
-        )
+        if end.kind == "refused":
+            return FAILED, f"a valid token was refused ({how}): check the token and its form."
+        return FAILED, f"a valid token got no welcome frame ({how})."
     if accepted:
         flowed = "agent events flowed" if row["agent_events"] else "no agent events flowed"
         return FAILED, (
             f"{who} ({flowed}): authentication is not enforced — the server runs in a "
             "demo or relaxed auth mode."
         )
-    return PASSED, f"refused ({refusal_words(row)})."
+    if end.kind == "refused":
+        return PASSED, f"refused ({how})."
+    return FAILED, f"not refused: {how}."
+
+
+def _whose(user_id: Any) -> str:
+    """Who the server took a valid token's connection for, when that is not the token's user."""
+    if is_demo_user(user_id):
+        return " — the demo user: the server ignored the token"
+    if is_fallback_user(user_id):
+        return " — a made-up fallback user: the server did not accept the token"
+    return ""
 
 
 def refusal_words(row: Mapping[str, Any]) -> str:
@@ -838,6 +1013,8 @@ def evaluate_contract(probes: Mapping[str, ProbeResult] | ProbeReport) -> list[C
 
 def _structure(test: str, workflow: ProbeResult, event: str) -> ContractResult:
     name = f"fields: {event}"
+    if workflow.status == INCONCLUSIVE:  # nothing to validate, and the probe says why
+        return ContractResult(test, FAILED, workflow.explanation, workflow)
     if name not in workflow.checks.names:
         return ContractResult(
             test, SKIPPED, f"the profile sets no required fields for {event}", workflow

@@ -51,16 +51,19 @@ def test_connection_probe_fails_on_auth_failed_without_a_token(make_server):
     srv = make_server(auth="strict")
     result = run(probe_connection(srv.url, out=None, timeout=t(5)))  # a URL: nothing is minted
     assert result.status == FAILED
-    assert "refused the credentials" in result.explanation
-    assert "AUTH_FAILED; then the connection closed with 1008" in result.explanation
+    assert result.explanation.startswith(
+        "the server refused the connection: error_message #1 AUTH_FAILED, then the server "
+        "closed the connection with 1008"
+    )
     assert result.facts["first_frame"] == "error_message"
+    assert result.facts["ended"] == "refused"
 
 
 def test_connection_probe_fails_on_a_refused_handshake(make_server):
     srv = make_server(auth="reject")
     result = run(probe_connection(srv.url, out=None, timeout=t(5)))
     assert result.status == FAILED
-    assert "could not connect (HTTP 401)" in result.explanation
+    assert result.explanation.startswith("the server refused the handshake with HTTP 401.")
 
 
 # --- negative --------------------------------------------------------------------------------
@@ -91,9 +94,12 @@ def test_negative_probe_is_inconclusive_when_refused(make_server):
     srv = make_server(auth="strict")
     result = run(probe_negative(srv.url, names=NAMES, quiet=t(0.3), out=None))
     assert result.status == INCONCLUSIVE
-    assert "could not finish" in result.explanation and "refused the credentials" in (
-        result.explanation
+    assert result.explanation.startswith(
+        "the probe could not judge any input: the server refused the connection: "
+        "error_message #"
     )
+    assert "Nothing was learnt about inputs." in result.explanation
+    assert "got a reply" not in result.explanation  # the refusal is no reply to an input
 
 
 # --- workflow --------------------------------------------------------------------------------
@@ -170,12 +176,15 @@ def test_workflow_probe_fails_a_tight_gap_budget(server):
     assert "(budget 0.001 s)" in result.explanation
 
 
-def test_workflow_probe_fails_when_the_connection_is_refused(make_server):
+def test_workflow_probe_is_inconclusive_when_the_connection_is_refused(make_server):
+    """Refused at connect, nothing was validated and nothing was learnt about user_message."""
     srv = make_server(auth="strict")
     result = run(probe_workflow(srv.url, out=None, timeout=t(2)))
-    assert result.status == FAILED
-    assert result.explanation.startswith("the connection failed:")
-    assert "agent events: No agent events" in result.explanation
+    assert result.status == INCONCLUSIVE
+    assert result.explanation.startswith(
+        "no user_message could be judged: the server refused the connection: error_message #1 "
+        "AUTH_FAILED"
+    )
 
 
 # --- auth matrix -----------------------------------------------------------------------------

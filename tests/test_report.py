@@ -260,10 +260,13 @@ def test_strict_rejection_report(reports):
     text = report.markdown
     table = rows(text)
     for row in (
-        "| connection | ❌ failed | the server refused the credentials: the first frame is "
-        "error_message #1 AUTH_FAILED; then the connection closed with 1008. (more under Key "
-        "findings) |",
-        "| negative | ⚠️ inconclusive | refused before any input could be judged |",
+        "| connection | ❌ failed | the server refused the connection: error_message #1 "
+        "AUTH_FAILED, then the server closed the connection with 1008 Authentication failed. "
+        "(more under Key findings) |",
+        "| negative | ⚠️ inconclusive | the connection was refused at connect: nothing could be "
+        "judged |",
+        "| workflow | ⚠️ inconclusive | the connection was refused at connect: nothing could be "
+        "judged |",
         "| auth | ⚠️ inconclusive | 1 of 6 credentials behaved as expected |",
         "| no token | refused | 101 | error_message AUTH_FAILED | – | 1008 | ✅ passed |",
         "| header | agent events | – | – | – | – | ⚠️ inconclusive |",
@@ -273,18 +276,18 @@ def test_strict_rejection_report(reports):
     ):
         assert row in table, row
     for sentence in (
-        "The connection failed: the server refused the credentials: the first frame is "
-        "error_message #1 AUTH_FAILED; then the connection closed with 1008.",
-        "We connected without a token: the WebSocket handshake succeeded (HTTP 101), then the "
-        "server sent error_message #1 AUTH_FAILED and closed the connection with 1008. The "
-        "server enforces authentication: connect with a valid token (header or jwt.<token> "
-        "subprotocol).",
-        "We tried to send agent_started as input, but the connection was refused first, so "
-        "nothing was learnt about inputs: the server refused the credentials: error_message #2 "
-        "AUTH_FAILED, then the connection closed with 1008.",
+        "The connection failed: the server refused the connection: error_message #1 "
+        "AUTH_FAILED, then the server closed the connection with 1008 Authentication failed.",
+        "We connected without a token: the server refused the connection: error_message #1 "
+        "AUTH_FAILED, then the server closed the connection with 1008 Authentication failed. "
+        "Connect with a valid token (header or jwt.<token> subprotocol).",
+        "We tried to send agent_started as input, but the server refused the connection: "
+        "error_message #",
+        "Nothing was learnt about inputs: the frame that answered the connection is no reply "
+        "to an input.",
         "We connected without a token to send user_message, but the server refused the "
-        "credentials: error_message #1 AUTH_FAILED, then the connection closed with 1008. No "
-        "agent run could start, so no event was validated.",
+        "connection: error_message #1 AUTH_FAILED, then the server closed the connection with "
+        "1008 Authentication failed. No agent run could start, so no event was validated.",
         "No token was refused (error_message AUTH_FAILED, then close 1008). Not tried: header, "
         "jwt.<base64url> subprotocol, bare jwt-auth + header, expired token and bad signature — "
         "they need a valid token, and the expired one the signing secret.",

@@ -21,6 +21,7 @@ from ..verdicts import (
     SENT_MARK,
     ProbeReport,
     ProbeResult,
+    connection_end,
     connection_problem,
     frame_ref,
     marks_of,
@@ -28,7 +29,6 @@ from ..verdicts import (
     received,
     refusal_words,
     sent,
-    server_close,
 )
 from .sources import Source
 from .timing import STALL_THRESHOLD_S, Timing
@@ -111,23 +111,6 @@ def _connection_sentences(result: ProbeResult, records: Sequence[Mapping[str, An
             f"reply to anything a client sends. It names user_id {facts.get('user_id')!r}."
             + _demo_user_note(facts.get("user_id"))
         )
-    error = next(iter(of_kind(records, "error")), None)
-    if error is not None and error.get("http_status"):
-        return (
-            f"We connected {how}: the server refused the handshake with HTTP "
-            f"{error.get('http_status')}. It enforces authentication before accepting; "
-            "connect with a valid token."
-        )
-    refused = next((f for f in frames if f.get("error_code") == "AUTH_FAILED"), None)
-    if refused is not None:
-        close = server_close(records)
-        closed = f" and closed the connection with {close.get('code')}" if close else ""
-        status = next(iter(of_kind(records, "open")), {}).get("http_status")
-        return (
-            f"We connected {how}: the WebSocket handshake succeeded (HTTP {status}), then the "
-            f"server sent {frame_ref(refused)} AUTH_FAILED{closed}. The server enforces "
-            "authentication: connect with a valid token (header or jwt.<token> subprotocol)."
-        )
     return f"We connected {how}: {result.explanation}"
 
 
@@ -153,12 +136,14 @@ def _negative_sentences(
         else:
             text += "the frame that was already waiting instead."
         return text
-    if result.status == INCONCLUSIVE:
-        why = result.explanation.removeprefix("the probe could not finish: ")
+    end = connection_end(records)
+    if end.kept_out:
         return (
-            f"We tried to send {names[0]} as input, but the connection was refused first, so "
-            f"nothing was learnt about inputs: {why}"
+            f"We tried to send {names[0]} as input, but {end.words} Nothing was learnt about "
+            "inputs: the frame that answered the connection is no reply to an input."
         )
+    if result.status == INCONCLUSIVE:
+        return f"We tried to send {names[0]} as input: {result.explanation}"
     replies = " ".join(c.explanation for c in result.checks.failures)
     return (
         f"We sent {join_and(names)} as input and waited {quiet} after each, expecting silence "
@@ -169,6 +154,12 @@ def _negative_sentences(
 def _workflow_sentences(result: ProbeResult, source: Source) -> str:
     records = source.records
     triggers = [f for f in sent(records) if f.get("event") in RUN_TRIGGER_TYPES]
+    end = connection_end(records)
+    if end.kept_out:
+        return (
+            f"We connected {_auth_words(records)} to send user_message, but {end.words} No "
+            "agent run could start, so no event was validated."
+        )
     if not triggers:
         problem = connection_problem(records)
         if problem is None:

@@ -69,7 +69,7 @@ def _short(result: ProbeResult) -> str:
     if result.probe == "negative":
         sent = facts.get("sent") or []
         if result.status == INCONCLUSIVE:
-            return "refused before any input could be judged"
+            return _kept_out(result)
         quiet = facts.get("quiet_s")
         window = f" within {quiet:g} s each" if isinstance(quiet, (int, float)) else ""
         replied = len(result.checks.failures)
@@ -79,6 +79,8 @@ def _short(result: ProbeResult) -> str:
             else f"{replied} of {len(sent)} output names sent as input got a reply"
         )
     if result.probe == "workflow":
+        if result.status == INCONCLUSIVE:
+            return _kept_out(result)
         checks = result.checks
         events = facts.get("agent_events")
         if (
@@ -92,6 +94,14 @@ def _short(result: ProbeResult) -> str:
     if result.rows:
         ok = sum(1 for row in result.rows if row["status"] == PASSED)
         return f"{ok} of {len(result.rows)} credentials behaved as expected"
+    return first_sentence(result.explanation)
+
+
+def _kept_out(result: ProbeResult) -> str:
+    """The short line of a probe that could not judge because the connection never started."""
+    ended = result.facts.get("ended")
+    if ended in ("refused", "failed"):
+        return f"the connection was {ended} at connect: nothing could be judged"
     return first_sentence(result.explanation)
 
 
