@@ -13,7 +13,7 @@ from netra_ws.client import connect
 from netra_ws.errors import AuthenticationFailed, ConnectRefused
 from netra_ws.redact import redact_text
 from netra_ws.server import EmbeddedServer
-from netra_ws.target import DEFAULT_USER, Target, resolve_target
+from netra_ws.target import DEFAULT_USER, Target, open_target, resolve_target
 from netra_ws.tokens import InvalidToken, verify_token
 
 SECRET = "a-signing-secret-for-the-target-tests-0123"
@@ -84,6 +84,18 @@ def test_a_url_takes_its_token_from_the_environment_registered_as_a_secret(monke
     # A token given in code wins over the environment.
     given = resolve_target(target.url, token="given-credential-xyz", token_env="TARGET_TEST_TOKEN")
     assert given.token == "given-credential-xyz" and "given" in given.token_source
+
+
+def test_an_environment_token_reaches_the_embedded_server_except_from_a_notebook(monkeypatch):
+    with EmbeddedServer(auth="strict") as server:
+        monkeypatch.setenv("TARGET_TEST_TOKEN", server.token("heidi-for-test"))
+        # The CLI and the contract suite: $NETRA_WS_TOKEN is sent to whatever the target is.
+        borrowed = resolve_target(server, token_env="TARGET_TEST_TOKEN")
+        assert _welcome(borrowed)["user_id"] == "heidi-fo..."
+    # A notebook's TOKEN_ENV is for a real URL: its embedded server mints its own token.
+    with open_target(None, token_env="TARGET_TEST_TOKEN") as notebook:
+        assert "minted" in notebook.token_source
+        assert _welcome(notebook)["user_id"] == "notebook..."
 
 
 def test_a_url_without_a_token_sends_no_auth_form(tmp_path, monkeypatch):
