@@ -23,6 +23,7 @@ from .client import connect
 from .errors import NetraWsError
 from .events import TERMINAL_EVENTS
 from .server import EmbeddedServer
+from .target import Target, resolve_target
 from .trace import TraceWriter, load_traces
 
 __all__ = ["capture_runs"]
@@ -57,7 +58,7 @@ async def _one_run(
 
 
 def capture_runs(
-    target: str | None,
+    target: str | EmbeddedServer | Target | None,
     n: int,
     *,
     concurrency: int = 1,
@@ -71,13 +72,16 @@ def capture_runs(
 ) -> pd.DataFrame:
     """Capture ``n`` workflows and return all their frames as one DataFrame.
 
-    ``target`` is a URL, or None to start an :class:`EmbeddedServer` with
-    ``server_options`` (dialect, auth, scenario, faults…) for the duration.
-    ``concurrency`` sessions run at once (1 = sequential). Each run writes
-    ``<out_dir>/<name>/run-0001.jsonl`` …; the DataFrame is ``load_traces`` of them, with a
-    ``trace`` column naming the file, so :func:`netra_ws.analysis.assign_runs` and the
-    charts apply directly. ``connect_options`` (``token``, ``auth``…) go to
-    :func:`netra_ws.connect`. Failed runs are recorded in their traces and reported in
+    ``target`` is whatever :func:`netra_ws.target.resolve_target` takes: a URL, an
+    :class:`EmbeddedServer` you started, a :class:`~netra_ws.target.Target` (its token and
+    auth form are used), or None to start an embedded server with ``server_options``
+    (``dialect``, ``auth`` — the server's mode, ``strict`` by default —, ``scenario``,
+    ``faults``…) for the duration, with a token it accepts. ``concurrency`` sessions run at
+    once (1 = sequential). Each run writes ``<out_dir>/<name>/run-0001.jsonl`` …; the
+    DataFrame is ``load_traces`` of them, with a ``trace`` column naming the file, so
+    :func:`netra_ws.analysis.assign_runs` and the charts apply directly.
+    ``connect_options`` go to :func:`netra_ws.connect`; ``token`` and ``auth`` among them
+    replace the target's. Failed runs are recorded in their traces and reported in
     ``df.attrs["failures"]`` (run file → reason); check it before trusting a summary.
     """
     if n < 1:
@@ -86,46 +90,54 @@ def capture_runs(
         raise ValueError(f"concurrency must be at least 1, not {concurrency}")
     name = name or time.strftime("capture-%Y%m%dT%H%M%S")
     directory = Path(out_dir) / name
-    directory.mkdir(parents=True, exist_ok=False)
-    server = EmbeddedServer(**(server_options or {})).start() if target is None else None
-    url = server.url if server is not None else target
-    assert url is not None
     paths = [directory / f"run-{i:04d}.jsonl" for i in range(1, n + 1)]
+    # The server's auth mode is "auth" among the server options, as in EmbeddedServer(…);
+    # the resolver's auth is the client's form.
+    options = dict(server_options or {})
+    server_auth = options.pop("auth", "strict")
+    with resolve_target(
+        target,
+        token=connect_options.pop("token", None),
+        auth=connect_options.pop("auth", None),
+        server_auth=server_auth,
+        **options,
+    ) as resolved:
+        directory.mkdir(parents=True, exist_ok=False)
+        url = resolved.url
+        session_options = {**resolved.connect_options(), **connect_options}
 
-    async def run_all() -> dict[str, str]:
-        gate = asyncio.Semaphore(concurrency)
-        failures: dict[str, str] = {}
-        bar = tqdm(total=n, desc=name, unit="run", disable=not progress)
+        async def run_all() -> dict[str, str]:
+            gate = asyncio.Semaphore(concurrency)
+            failures: dict[str, str] = {}
+            bar = tqdm(total=n, desc=name, unit="run", disable=not progress)
 
-        async def guarded(index: int, path: Path) -> None:
-            async with gate:
-                labels = {"capture": name, "run_index": index}
-                problem = await _one_run(
-                    url,
-                    path,
-                    message=message,
-                    timeout=timeout,
-                    labels=labels,
-                    connect_options=connect_options,
-                )
-                if problem is not None:
-                    failures[path.name] = problem
-                bar.update(1)
+            async def guarded(index: int, path: Path) -> None:
+                async with gate:
+                    labels = {"capture": name, "run_index": index}
+                    problem = await _one_run(
+                        url,
+                        path,
+                        message=message,
+                        timeout=timeout,
+                        labels=labels,
+                        connect_options=session_options,
+                    )
+                    if problem is not None:
+                        failures[path.name] = problem
+                    bar.update(1)
 
+            try:
+                await asyncio.gather(*(guarded(i, p) for i, p in enumerate(paths, start=1)))
+            finally:
+                bar.close()
+            return failures
+
+        # A private loop thread, so this blocking call also works inside a Jupyter kernel.
+        runner = LoopThread(name="netra-ws-capture")
         try:
-            await asyncio.gather(*(guarded(i, p) for i, p in enumerate(paths, start=1)))
+            failures = runner.run(run_all())
         finally:
-            bar.close()
-        return failures
-
-    # A private loop thread, so this blocking call also works inside a Jupyter kernel.
-    runner = LoopThread(name="netra-ws-capture")
-    try:
-        failures = runner.run(run_all())
-    finally:
-        runner.stop()
-        if server is not None:
-            server.stop()
+            runner.stop()
     frame = load_traces(paths)
     frame.attrs["failures"] = failures
     return frame

@@ -136,39 +136,40 @@ def _probe(args: argparse.Namespace) -> int:
     import os
 
     from .expect import load_profile
-    from .probes import run_probes
+    from .probes import PROBE_USER, run_probes
+    from .target import DEFAULT_TOKEN_ENV, resolve_target
 
     # Credentials come by environment variable name, never on the command line (shell
-    # history, process lists).
-    token = os.environ.get(args.token_env or "NETRA_WS_TOKEN") or None
-    if args.token_env and token is None:
-        print(f"error: ${args.token_env} is not set or empty", file=sys.stderr)
-        return 2
-    secret = None
-    if args.secret_env:
-        secret = os.environ.get(args.secret_env) or None
-    if args.secret_env and secret is None:
-        print(f"error: ${args.secret_env} is not set or empty", file=sys.stderr)
-        return 2
+    # history, process lists). A variable named explicitly must hold something.
+    for name in (args.token_env, args.secret_env):
+        if name and not os.environ.get(name):
+            print(f"error: ${name} is not set or empty", file=sys.stderr)
+            return 2
+    secret = os.environ[args.secret_env] if args.secret_env else None
     try:
         profile = load_profile(args.profile)
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    report = asyncio.run(
-        run_probes(
-            args.url,
-            token=token,
-            auth=args.auth,
-            profile=profile,
-            secret=secret,
-            out=args.out,
-            timeout=args.timeout,
-            quiet=args.quiet,
-            dialect=args.dialect,
-            server_auth=args.server_auth,
+    with resolve_target(
+        args.url,
+        token_env=args.token_env or DEFAULT_TOKEN_ENV,
+        auth=args.auth,
+        user_id=PROBE_USER,
+        dialect=args.dialect,
+        server_auth=args.server_auth,
+    ) as target:
+        report = asyncio.run(
+            run_probes(
+                target.where,
+                **target.connect_options(),
+                profile=profile,
+                secret=secret,
+                out=args.out,
+                timeout=args.timeout,
+                quiet=args.quiet,
+            )
         )
-    )
     print(report.to_text())
     return 0 if report.passed else 1
 

@@ -8,10 +8,12 @@ Run it against the embedded reference server (the default) or any target::
 
 Settings, all from the environment (see :data:`SETTINGS`): ``NETRA_WS_URL`` (a real
 target; unset starts an embedded server), ``NETRA_WS_TOKEN``, ``NETRA_WS_AUTH_FORM``
-(header, subprotocol or both), ``NETRA_WS_PROFILE`` (netra-bridge by default, netra-suite,
+(header, subprotocol, both or none), ``NETRA_WS_PROFILE`` (netra-bridge by default, netra-suite,
 or a JSON file), ``NETRA_WS_DIALECT`` and ``NETRA_WS_AUTH`` (the embedded server's dialect
 and auth mode), ``NETRA_WS_TIMEOUT`` (seconds to collect a run), ``NETRA_WS_QUIET``
 (seconds of the negative window) and ``NETRA_WS_OUT`` (a directory for the traces).
+The target is resolved as everywhere in the kit (:func:`netra_ws.target.resolve_target`):
+the token is registered as a secret, so no output of the suite shows it.
 
 The seven tests mirror the backend suite's: ``connection_established`` on connect; an
 output event sent as input gets no reply; and the structures of ``agent_started``,
@@ -32,8 +34,8 @@ __all__ = ["CONTRACT_TESTS", "SETTINGS", "ContractResult", "ContractStatus", "ev
 # Environment variable -> (default, meaning). The test module reads them at run time.
 SETTINGS: dict[str, tuple[str | None, str]] = {
     "NETRA_WS_URL": (None, "target URL; unset starts an embedded reference server"),
-    "NETRA_WS_TOKEN": (None, "JWT for a real target (the embedded server's are minted)"),
-    "NETRA_WS_AUTH_FORM": (None, "header, subprotocol or both (default header with a token)"),
+    "NETRA_WS_TOKEN": (None, "JWT to send; unset, the embedded server mints one"),
+    "NETRA_WS_AUTH_FORM": (None, "header (default), subprotocol, both or none"),
     "NETRA_WS_PROFILE": ("netra-bridge", "expectation profile: a built-in name or a JSON file"),
     "NETRA_WS_DIALECT": ("bridge", "embedded server dialect"),
     "NETRA_WS_AUTH": ("strict", "embedded server auth mode"),

@@ -16,7 +16,7 @@ import pytest
 from netra_ws.contract import SETTINGS, ContractResult, evaluate_contract
 from netra_ws.expect import PASSED, load_profile
 from netra_ws.probes import ProbeResult, probe_connection, probe_negative, probe_workflow
-from netra_ws.server import EmbeddedServer
+from netra_ws.target import Target, resolve_target
 from netra_ws.verdicts import SKIPPED
 
 
@@ -28,29 +28,31 @@ def _setting(name: str) -> str | None:
 def probes() -> dict[str, ProbeResult]:
     """Connect, send output names as input, then run user_message once; for all tests."""
     profile = load_profile(_setting("NETRA_WS_PROFILE"))
-    url = _setting("NETRA_WS_URL")
-    options: dict[str, Any] = {
-        "token": _setting("NETRA_WS_TOKEN"),
-        "auth": _setting("NETRA_WS_AUTH_FORM"),
-        "out": _setting("NETRA_WS_OUT"),
-    }
     timeout = float(_setting("NETRA_WS_TIMEOUT"))
     quiet = float(_setting("NETRA_WS_QUIET"))
+    out = _setting("NETRA_WS_OUT")
 
-    async def run(target) -> dict[str, ProbeResult]:
+    async def run(target: Target) -> dict[str, ProbeResult]:
+        options: dict[str, Any] = {"out": out, **target.connect_options()}
         return {
-            "connection": await probe_connection(target, timeout=min(timeout, 10), **options),
+            "connection": await probe_connection(target.where, timeout=min(timeout, 10), **options),
             "negative": await probe_negative(
-                target, quiet=quiet, timeout=min(timeout, 10), **options
+                target.where, quiet=quiet, timeout=min(timeout, 10), **options
             ),
-            "workflow": await probe_workflow(target, profile=profile, timeout=timeout, **options),
+            "workflow": await probe_workflow(
+                target.where, profile=profile, timeout=timeout, **options
+            ),
         }
 
-    if url:
-        return asyncio.run(run(url))
-    server = EmbeddedServer(dialect=_setting("NETRA_WS_DIALECT"), auth=_setting("NETRA_WS_AUTH"))
-    with server:
-        return asyncio.run(run(server))
+    # NETRA_WS_URL unset: an embedded server, stopped as soon as the probes have run.
+    with resolve_target(
+        _setting("NETRA_WS_URL"),
+        token_env="NETRA_WS_TOKEN",
+        auth=_setting("NETRA_WS_AUTH_FORM"),
+        dialect=_setting("NETRA_WS_DIALECT"),
+        server_auth=_setting("NETRA_WS_AUTH"),
+    ) as target:
+        return asyncio.run(run(target))
 
 
 def _fail(result: ProbeResult | None, message: str) -> None:
