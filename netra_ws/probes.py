@@ -21,11 +21,12 @@ In a notebook cell (top-level ``await``)::
     report                                               # one row per probe
     report["workflow"].to_frame()                        # what the workflow probe checked
 
-A target is a URL, an :class:`~netra_ws.server.EmbeddedServer` you started, or None: then
-the probe starts an embedded server with ``dialect`` and ``server_auth`` and stops it
-afterwards. Against an embedded server the probes mint the tokens they need. Tokens never
-reach traces, results or output: the trace writer redacts them, and results hold only
-descriptions of credentials.
+A target is a URL, an :class:`~netra_ws.server.EmbeddedServer` you started, a
+:class:`~netra_ws.target.Target`, or None: then the probe starts an embedded server with
+``dialect`` and ``server_auth`` and stops it afterwards (see
+:func:`netra_ws.target.resolve_target`). Against an embedded server the probes mint the
+tokens they need. Tokens never reach traces, results or output: the trace writer redacts
+them, and results hold only descriptions of credentials.
 """
 
 from __future__ import annotations
@@ -45,9 +46,10 @@ from .client import Session, connect
 from .errors import NetraWsError, WaitTimeout
 from .events import AGENT_EVENTS, TERMINAL_EVENTS
 from .expect import Profile, load_profile
-from .redact import redact_text, redact_url
+from .redact import redact_text
 from .server import EmbeddedServer
-from .tokens import mint_token
+from .target import Target as ResolvedTarget
+from .target import resolve_target
 from .trace import TraceWriter
 from .verdicts import (
     AUTH_MATRIX,
@@ -77,7 +79,7 @@ __all__ = [
     "run_probes",
 ]
 
-Target = str | EmbeddedServer | None
+Target = str | EmbeddedServer | ResolvedTarget | None
 
 DEFAULT_TEXT = "Analyze my costs for the last 30 days"
 # The user the probes mint tokens for; connection_established shows it as "netra-ws...".
@@ -89,67 +91,18 @@ _FIRST_FRAME_WAIT = 10.0
 # --- targets and traces ----------------------------------------------------------------------
 
 
-class _Target:
-    """Where a probe connects; starts (and later stops) an embedded server for None."""
-
-    def __init__(self, target: Target, *, dialect: str, server_auth: str):
-        self._given = target
-        self._options = {"dialect": dialect, "auth": server_auth}
-        self.server: EmbeddedServer | None = None
-        self._owned = False
-
-    def __enter__(self) -> _Target:
-        if self._given is None:
-            self.server = EmbeddedServer(**self._options).start()
-            self._owned = True
-        elif isinstance(self._given, EmbeddedServer):
-            self.server = self._given
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        if self._owned and self.server is not None:
-            self.server.stop()
-
-    @property
-    def url(self) -> str:
-        if self.server is not None:
-            return self.server.url
-        assert isinstance(self._given, str)
-        return self._given
-
-    @property
-    def labels(self) -> dict[str, str]:
-        """Trace labels naming the embedded server's dialect and auth mode (none for a URL),
-        so a report built from the traces alone can say what the probes met."""
-        if self.server is None:
-            return {}
-        return {"dialect": self.server.config.dialect, "server_auth": self.server.config.auth}
-
-    @property
-    def label(self) -> str:
-        if self.server is not None:
-            config = self.server.config
-            return f"embedded {config.dialect} server, auth {config.auth} ({self.server.url})"
-        return redact_url(self.url)
-
-    def token(self, given: str | None) -> str | None:
-        """The token to use: the one given, else one the embedded server accepts."""
-        if given:
-            return given
-        return self.server.token(PROBE_USER) if self.server is not None else None
-
-    def expired_token(self, secret: str | None) -> str | None:
-        if self.server is not None:
-            return self.server.token(PROBE_USER, expires_in=-60)
-        if secret:
-            return mint_token(PROBE_USER, secret=secret, expires_in=-60)
-        return None
-
-
-def _credentials(target: _Target, token: str | None, auth: str | None) -> dict[str, Any]:
-    resolved = target.token(token)
-    # connect() refuses an auth form without a token; with none, connect without one.
-    return {"token": resolved, "auth": auth if resolved else None}
+def _resolve(
+    target: Target, token: str | None, auth: str | None, dialect: str, server_auth: str
+) -> ResolvedTarget:
+    """Where a probe connects, with its credentials; ``with`` stops a server it started."""
+    return resolve_target(
+        target,
+        token=token,
+        auth=auth,
+        user_id=PROBE_USER,
+        dialect=dialect,
+        server_auth=server_auth,
+    )
 
 
 def _writer(out: str | os.PathLike[str] | None, name: str, url: str, **labels: Any) -> TraceWriter:
@@ -216,9 +169,9 @@ async def probe_connection(
     async def steps(session: Session) -> None:
         await session.next(timeout=timeout)
 
-    with _Target(target, dialect=dialect, server_auth=server_auth) as tgt:
+    with _resolve(target, token, auth, dialect, server_auth) as tgt:
         writer = _writer(out, "connection", tgt.url, **tgt.labels)
-        options = {**_credentials(tgt, token, auth), "open_timeout": timeout}
+        options = {**tgt.connect_options(), "open_timeout": timeout}
         records = await _recorded(tgt.url, writer, steps, **options)
         return judge_connection(records, target=tgt.label, traces=_traces(writer))
 
@@ -260,9 +213,9 @@ async def probe_negative(
             await session.send(_as_input(name))
             await session.quiet(quiet)
 
-    with _Target(target, dialect=dialect, server_auth=server_auth) as tgt:
+    with _resolve(target, token, auth, dialect, server_auth) as tgt:
         writer = _writer(out, "negative", tgt.url, **tgt.labels)
-        options = {**_credentials(tgt, token, auth), "open_timeout": timeout}
+        options = {**tgt.connect_options(), "open_timeout": timeout}
         records = await _recorded(tgt.url, writer, steps, **options)
         return judge_negative(records, target=tgt.label, traces=_traces(writer))
 
@@ -308,9 +261,9 @@ async def probe_workflow(
             run = await session.collect(until=TERMINAL_EVENTS, timeout=timeout)
             session.mark(COLLECTED_MARK, reason=run.reason, frames=len(run), timeout_s=timeout)
 
-    with _Target(target, dialect=dialect, server_auth=server_auth) as tgt:
+    with _resolve(target, token, auth, dialect, server_auth) as tgt:
         writer = _writer(out, "workflow", tgt.url, profile=prof.name, **tgt.labels)
-        records = await _recorded(tgt.url, writer, steps, **_credentials(tgt, token, auth))
+        records = await _recorded(tgt.url, writer, steps, **tgt.connect_options())
         return judge_workflow(
             records, prof, budgets=budgets, target=tgt.label, traces=_traces(writer)
         )
@@ -350,8 +303,8 @@ async def probe_auth(
         await session.send_user_message(text)
         await session.collect(until=TERMINAL_EVENTS, timeout=timeout)
 
-    with _Target(target, dialect=dialect, server_auth=server_auth) as tgt:
-        valid = tgt.token(token)
+    with _resolve(target, token, None, dialect, server_auth) as tgt:
+        valid = tgt.token
         tokens = {
             "none": None,
             "valid": valid,
@@ -426,22 +379,16 @@ async def run_probes(
             suffix += 1
             out_dir = Path(out) / time.strftime(f"probes-%Y%m%dT%H%M%S-{suffix}")
     first_wait = min(timeout, _FIRST_FRAME_WAIT)
-    with _Target(target, dialect=dialect, server_auth=server_auth) as tgt:
-        where = tgt.server if tgt.server is not None else tgt.url
-        common = {"out": out_dir, "token": token}
+    with _resolve(target, token, auth, dialect, server_auth) as tgt:
         results = []
-        for name in probes:
+        for name in probes:  # each probe borrows tgt: its server, token and auth form
             if name == "connection":
-                result = await probe_connection(where, auth=auth, timeout=first_wait, **common)
+                result = await probe_connection(tgt, timeout=first_wait, out=out_dir)
             elif name == "negative":
-                result = await probe_negative(
-                    where, auth=auth, quiet=quiet, timeout=first_wait, **common
-                )
+                result = await probe_negative(tgt, quiet=quiet, timeout=first_wait, out=out_dir)
             elif name == "workflow":
-                result = await probe_workflow(
-                    where, auth=auth, profile=profile, timeout=timeout, **common
-                )
+                result = await probe_workflow(tgt, profile=profile, timeout=timeout, out=out_dir)
             else:
-                result = await probe_auth(where, secret=secret, timeout=first_wait, **common)
+                result = await probe_auth(tgt, secret=secret, timeout=first_wait, out=out_dir)
             results.append(result)
         return ProbeReport(results, target=tgt.label, out_dir=out_dir)

@@ -59,9 +59,10 @@ import jwt
 import pandas as pd
 
 from .client import AUTH_FORMS, connect
-from .redact import MIN_SECRET_LENGTH, redact_url, register_secret
+from .redact import MIN_SECRET_LENGTH, register_secret
 from .server import EmbeddedServer
 from .tokens import mint_token
+from .verdicts import target_words
 
 __all__ = [
     "DEFAULT_TOKEN_ENV",
@@ -187,10 +188,7 @@ class Target:
     def label(self) -> str:
         """The target in words, without secrets: the embedded server's dialect and auth
         mode, or the URL with its credentials removed."""
-        if self.server is not None:
-            config = self.server.config
-            return f"embedded {config.dialect} server, auth {config.auth} ({self.url})"
-        return redact_url(self.url)
+        return target_words(self.url, **self.labels)
 
     @property
     def labels(self) -> dict[str, str]:
@@ -198,6 +196,7 @@ class Target:
         so a report built from the traces alone can say what was met."""
         if self.server is None:
             return {}
+        # The keywords of verdicts.target_words, which reads them back from the trace.
         return {"dialect": self.server.config.dialect, "server_auth": self.server.config.auth}
 
     def connect_options(self, auth: str | None = None) -> dict[str, Any]:
