@@ -161,8 +161,7 @@ def _probe(args: argparse.Namespace) -> int:
     ) as target:
         report = asyncio.run(
             run_probes(
-                target.where,
-                **target.connect_options(),
+                target,
                 profile=profile,
                 secret=secret,
                 out=args.out,

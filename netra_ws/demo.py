@@ -247,13 +247,16 @@ def _line(run: NotebookRun) -> str:
 
 def _run_probes(out: Path, *, url: str | None, report: Path) -> tuple[Status, str]:
     from ._loop import LoopThread
-    from .probes import run_probes
+    from .probes import PROBE_USER, run_probes
     from .report import build_report
+    from .target import DEFAULT_TOKEN_ENV, resolve_target
 
-    token = (os.environ.get("NETRA_WS_TOKEN") or None) if url else None
+    # A URL's token comes from the environment; the embedded server mints its own.
+    token_env = DEFAULT_TOKEN_ENV if url else None
     runner = LoopThread(name="netra-ws-demo")
     try:
-        probes = runner.run(run_probes(url, token=token, out=out, quiet=1.0, timeout=5.0))
+        with resolve_target(url, token_env=token_env, user_id=PROBE_USER) as target:
+            probes = runner.run(run_probes(target, out=out, quiet=1.0, timeout=5.0))
     finally:
         runner.stop()
     built = build_report(probes)
