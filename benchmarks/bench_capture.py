@@ -38,7 +38,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 TARGET_RATIO = 0.90
@@ -55,7 +55,7 @@ def thinking_event(step: int) -> dict:
         "type": "agent_thinking",
         "run_id": "run_5f1c9a2e",
         "agent_name": "supervisor_agent",
-        "timestamp": datetime.now(timezone.utc).isoformat(),
+        "timestamp": datetime.now(UTC).isoformat(),
         "payload": {"reasoning": "Choosing the tools", "step_number": step},
     }
 

@@ -21,7 +21,7 @@ import random
 import sys
 import time
 from collections.abc import Iterator
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from netra_ws.trace import TraceWriter, frame_record
@@ -70,7 +70,7 @@ def frames(n: int, seed: int = 937) -> Iterator[tuple[str, str, int]]:
         return json.dumps({**frame, "server_id": None, "correlation_id": None})
 
     def event(name: str, run_id: str, payload: dict) -> str:
-        stamp = datetime.fromtimestamp(server_time(), tz=timezone.utc).isoformat()
+        stamp = datetime.fromtimestamp(server_time(), tz=UTC).isoformat()
         frame = {"type": name, "run_id": run_id, "user_id": "demo-user-001"}
         return json.dumps(
             {**frame, "agent_name": "supervisor_agent", "timestamp": stamp, "payload": payload}

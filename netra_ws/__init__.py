@@ -36,6 +36,7 @@ _EXPORTS: dict[str, tuple[str, ...]] = {
         "FrameParseError",
         "HandshakeRejected",
         "HarFormatError",
+        "InvalidToken",
         "NetraWsError",
         "RedactionError",
         "SessionClosed",

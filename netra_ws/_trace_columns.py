@@ -22,13 +22,14 @@ learn that it is a frame, then parsed by pyarrow with the others: correct, only 
 
 from __future__ import annotations
 
+import io
 import json
 import os
 from collections.abc import Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -171,9 +172,10 @@ def to_pandas(table: pa.Table, columns: Mapping[str, str]) -> pd.DataFrame:
     for name, dtype in columns.items():
         column = table.column(name)
         if dtype == "string":
-            data[name] = pd.StringDtype().__from_arrow__(column)
+            # pandas-stubs does not declare ExtensionDtype.__from_arrow__ (pandas does).
+            data[name] = pd.StringDtype().__from_arrow__(column)  # type: ignore[attr-defined]
         elif dtype == "Int64":
-            data[name] = pd.Int64Dtype().__from_arrow__(column)
+            data[name] = pd.Int64Dtype().__from_arrow__(column)  # type: ignore[attr-defined]
         elif dtype == "float64":
             data[name] = column.to_numpy().astype("float64", copy=False)
         elif dtype == "datetime64[ns, UTC]":
@@ -239,7 +241,7 @@ def scan(path: Path, columns: Mapping[str, str]) -> Scan:
     return reader.result()
 
 
-def _chunks(f: BinaryIO) -> Iterator[memoryview]:
+def _chunks(f: io.BufferedIOBase) -> Iterator[memoryview]:
     """Consecutive pieces of the file, each ending with a newline (the last one may not).
 
     Each piece is valid until the next one is asked for: the buffer is reused, because

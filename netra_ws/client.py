@@ -30,6 +30,7 @@ from typing import Any, Literal
 import websockets
 from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus, InvalidURI
+from websockets.typing import Subprotocol
 
 from .errors import (
     AuthenticationFailed,
@@ -305,7 +306,9 @@ class Session:
         # What the client's own close frame said: when websockets fails the connection
         # (1007: a text frame that is not UTF-8; 1009: a frame over max_size) the offending
         # frame is never handed over, so this is the only evidence of it.
-        sent_fields = {"sent_code": sent.code, "sent_reason": sent.reason} if sent else {}
+        sent_fields: dict[str, Any] = (
+            {"sent_code": sent.code, "sent_reason": sent.reason} if sent else {}
+        )
         self._writer.record(
             "close",
             code=self.close_code,
@@ -588,6 +591,7 @@ def _auth_arguments(
     if form in ("header", "both"):
         out_headers["Authorization"] = f"Bearer {token}"
     if form in ("subprotocol", "both"):
+        assert token  # checked above: every form but "none" has one
         # The browser frontend's form: a bare name plus the base64url-encoded token.
         offered = [
             *([] if "jwt-auth" in offered else ["jwt-auth"]),
@@ -651,7 +655,7 @@ class connect:
             ws = await websockets.connect(
                 self._url,
                 additional_headers=self._headers or None,
-                subprotocols=self._offered or None,
+                subprotocols=[Subprotocol(s) for s in self._offered] or None,
                 open_timeout=self._open_timeout,
                 max_size=self._max_size,
                 logger=_WS_LOG,

@@ -12,10 +12,23 @@ The tree::
     ├── FrameParseError           a frame is not a JSON object (recorded raw, never dropped)
     ├── TraceFormatError          a file is not a netra-ws trace
     ├── HarFormatError            a file is not a HAR, or holds no WebSocket connection
-    └── RedactionError            a redaction pattern or secret is unusable, or a file unreadable
+    ├── RedactionError            a redaction pattern or secret is unusable, or a file unreadable
+    └── InvalidToken              a JWT the server must refuse (expired, bad signature, …)
+
+The four about bad input (FrameParseError, TraceFormatError, HarFormatError and
+RedactionError) are ValueErrors too: ``except ValueError`` catches them as well.
 
 Each exception carries the evidence that explains it (status, headers, close code, the
 frames received while waiting) so a notebook can show it and a report can quote it.
+
+Two warnings are issued (:func:`warnings.warn`), never raised: the reader goes on and
+returns what it could read. They are UserWarnings, outside the tree above::
+
+    UserWarning
+    ├── TraceWarning              (netra_ws.trace) lines of a trace were skipped, or no header
+    └── HarWarning                (netra_ws.har) a HAR was imported with something to know
+
+tests/test_exports.py checks this drawing against the classes themselves.
 """
 
 from __future__ import annotations
@@ -29,6 +42,7 @@ __all__ = [
     "FrameParseError",
     "HandshakeRejected",
     "HarFormatError",
+    "InvalidToken",
     "NetraWsError",
     "RedactionError",
     "SessionClosed",
@@ -169,4 +183,12 @@ class RedactionError(NetraWsError, ValueError):
     An invalid or empty-matching pattern (``Redactor(patterns=…)``, ``$NETRA_WS_REDACT``), a
     secret too short to register, or a file that is not UTF-8 text. Fix the input: nothing
     is written while this is raised.
+    """
+
+
+class InvalidToken(NetraWsError):
+    """A token the server must refuse; the message says why (expired, bad signature, …).
+
+    Raised by :func:`netra_ws.tokens.verify_token` (and so by the reference server's auth).
+    Mint a valid one with :func:`netra_ws.tokens.mint_token`, with the server's secret.
     """

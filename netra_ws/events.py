@@ -36,7 +36,7 @@ import math
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from netra_ws.errors import FrameParseError
@@ -282,7 +282,7 @@ def parse_timestamp(value: Any) -> float | None:
         else:
             return _from_number(number)
     try:
-        parsed = datetime.fromisoformat(text)
+        parsed: datetime | None = datetime.fromisoformat(text)
     except (ValueError, OverflowError):
         parsed = _from_iso_fallback(text)
     if parsed is None:
@@ -551,7 +551,7 @@ def _from_iso_fallback(text: str) -> datetime | None:
 def _from_datetime(value: datetime) -> float | None:
     if value.tzinfo is None:
         # Naive server times are UTC in practice; local time would shift them by hours.
-        value = value.replace(tzinfo=timezone.utc)
+        value = value.replace(tzinfo=UTC)
     try:
         return value.timestamp()
     except (OverflowError, ValueError, OSError):

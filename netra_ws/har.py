@@ -57,7 +57,7 @@ import os
 import warnings
 import zlib
 from collections.abc import Mapping
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -88,7 +88,7 @@ __all__ = [
 # Labels every imported trace carries (plus har_entry, har_creator and, from a file, har_file).
 HAR_LABELS: Mapping[str, str] = {"source": "har", "clock": "wall-derived"}
 
-_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 # Times from 1970 up to int64 nanoseconds (year 2262): what a trace column can hold.
 _MAX_NS = 2**63 - 1
 _OPCODE_NAMES = {0: "continuation", 1: "text", 2: "binary", 8: "close", 9: "ping", 10: "pong"}
@@ -132,7 +132,7 @@ def load_har(path: str | os.PathLike[str]) -> dict[str, Any]:
             f"{exc.start})"
         ) from None
     try:
-        har = json.loads(text)
+        har: dict[str, Any] = json.loads(text)  # a dict once _entries accepts it
     except json.JSONDecodeError as exc:
         raise HarFormatError(f"{src}: not a HAR file: {_not_json(text, exc)}") from None
     except (ValueError, RecursionError) as exc:
@@ -234,7 +234,8 @@ def _entry_to_trace(
 ) -> Trace:
     request = _mapping(entry.get("request"))
     response = _mapping(entry.get("response"))
-    url = request.get("url") if isinstance(request.get("url"), str) else ""
+    given_url = request.get("url")
+    url = given_url if isinstance(given_url, str) else ""
     messages = entry.get("_webSocketMessages")
 
     labels: dict[str, Any] = {**HAR_LABELS, "har_entry": index, "har_creator": creator}
@@ -635,7 +636,8 @@ def trace_to_har(trace: Trace) -> dict[str, Any]:
     previous_ns = start_ns
     for record in records:
         kind = record.get("kind")
-        t_ns = record.get("t_wall_ns") if type(record.get("t_wall_ns")) is int else previous_ns
+        given_ns = record.get("t_wall_ns")
+        t_ns = given_ns if type(given_ns) is int else previous_ns
         previous_ns = t_ns
         if kind == "frame":
             messages.append(_har_message(record, t_ns))
@@ -653,7 +655,7 @@ def trace_to_har(trace: Trace) -> dict[str, Any]:
         elif kind == "mark":
             marks += 1
 
-    connect_ms = handshake.get("connect_ms")
+    connect_ms: Any = handshake.get("connect_ms")  # as the trace has it: checked below
     wait = float(connect_ms) if type(connect_ms) in (int, float) and connect_ms >= 0 else 0
     entry: dict[str, Any] = {
         "startedDateTime": _iso(start_ns),

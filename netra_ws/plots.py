@@ -140,6 +140,7 @@ def plot_timeline(
     is_send = frames["dir"].eq("send").to_numpy(dtype=bool, na_value=False)
 
     handles: list[Any] = []
+    label: str | None  # a legend entry; None for a kind's later markers
     if lanes == "event":
         for mask, color, marker, label in (
             (~is_send, RECEIVE_COLOR, "o", "receive (server → client)"),
@@ -161,7 +162,7 @@ def plot_timeline(
         palette = plt.get_cmap("tab10")
         for i, kind in enumerate(dict.fromkeys(event.tolist())):
             of_kind = (event == kind).to_numpy(dtype=bool)
-            label: str | None = kind  # one legend entry per event type
+            label = kind  # one legend entry per event type
             for mask, marker in ((~is_send & of_kind, "o"), (is_send & of_kind, "^")):
                 if mask.any():
                     ax.scatter(
@@ -363,8 +364,8 @@ def plot_gaps(
         else:
             ax.set_xlabel("run")
         where = f" ({len(run_names)} runs)"
-    ticks, labels = _thin(list(ticks), list(labels))
-    ax.set_xticks(ticks, labels=labels, rotation=45, ha="right", fontsize="small")
+    shown_ticks, shown_labels = _thin(list(ticks), list(labels))
+    ax.set_xticks(shown_ticks, labels=shown_labels, rotation=45, ha="right", fontsize="small")
     ax.set_xlim(-0.6, max(len(rows), 1) - 0.4)
     ax.set_ylabel("gap since the previous event (s)")
     ax.set_title(title or f"Gaps between consecutive events{where}")
@@ -409,7 +410,7 @@ def plot_gap_histogram(
     ax = _axes(ax)
     present = [v for _, v in groups if len(v)]
     everything = np.concatenate(present) if present else np.empty(0)
-    edges = _bin_edges(everything, bins, log)
+    edges = _bin_edges(everything, bins, log).tolist()  # matplotlib's types take no array
     for name, values in groups:
         if len(values) == 0:
             continue  # a group with no values would draw a flat outline and a legend entry
@@ -672,6 +673,7 @@ def save_figure(
             raise ValueError(f"save_figure() writes PNG images; name {name!r} asks for another")
         path = path.with_name(path.name + ".png")
     path.parent.mkdir(parents=True, exist_ok=True)
+    assert figure is not None  # an Axes always belongs to a figure
     figure.savefig(path, dpi=_DPI, bbox_inches="tight", facecolor="white")
     return path
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from . import client
 from ._loop import LoopThread
@@ -77,7 +77,9 @@ class SyncSession:
     def send(self, message: Mapping[str, Any] | str | bytes) -> dict[str, Any]:
         return self._run(self._session.send(message))
 
-    def send_user_message(self, text: str, *, form: str = "flat", **fields: Any) -> dict[str, Any]:
+    def send_user_message(
+        self, text: str, *, form: Literal["flat", "payload"] = "flat", **fields: Any
+    ) -> dict[str, Any]:
         return self._run(self._session.send_user_message(text, form=form, **fields))
 
     def next(self, timeout: float = 5.0) -> Received:

@@ -52,7 +52,7 @@ import logging
 import os
 import threading
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any, ClassVar
 
 import jwt
@@ -262,7 +262,7 @@ class Target:
         rows = [("alg (header)", header.get("alg"))]
         for name, value in claims.items():
             if name in _TIME_CLAIMS and isinstance(value, (int, float)):
-                value = datetime.fromtimestamp(value, tz=timezone.utc).isoformat()
+                value = datetime.fromtimestamp(value, tz=UTC).isoformat()
             rows.append((name, value))
         return pd.DataFrame(
             {"claim": [r[0] for r in rows], "value": [str(r[1]) for r in rows]}, dtype="string"

@@ -17,6 +17,8 @@ from typing import Any
 
 import jwt
 
+from .errors import InvalidToken
+
 __all__ = [
     "DEV_SECRET",
     "ISSUER",
@@ -36,10 +38,6 @@ ISSUER = "netra-auth-service"
 TOKEN_SUBPROTOCOL_PREFIXES = ("jwt.", "jwt-auth.", "bearer.")
 # The backend ignores token-bearing entries shorter than this (PROTOCOL.md §2).
 _MIN_TOKEN_LENGTH = 10
-
-
-class InvalidToken(Exception):
-    """A token the server must refuse; the message says why (expired, bad signature, …)."""
 
 
 def resolve_secret(secret: str | None = None) -> str:
@@ -87,6 +85,15 @@ def verify_token(token: str, *, secret: str | None = None) -> dict[str, Any]:
 
     Strict on purpose: HS256 only (so ``alg: none`` fails), ``exp``/``iat``/``sub`` required,
     issuer and ``type: access`` checked.
+
+    Example::
+
+        >>> verify_token(mint_token("alice"))["sub"]
+        'alice'
+        >>> verify_token(mint_token("alice", expires_in=-60))
+        Traceback (most recent call last):
+        ...
+        netra_ws.errors.InvalidToken: token expired
     """
     try:
         claims = jwt.decode(
@@ -112,7 +119,13 @@ def verify_token(token: str, *, secret: str | None = None) -> dict[str, Any]:
 
 
 def encode_subprotocol_token(token: str, prefix: str = "jwt.") -> str:
-    """``jwt.<base64url(token)>``, the browser frontend's form (padding stripped)."""
+    """``jwt.<base64url(token)>``, the browser frontend's form (padding stripped).
+
+    Example::
+
+        >>> encode_subprotocol_token("header.payload.signature")
+        'jwt.aGVhZGVyLnBheWxvYWQuc2lnbmF0dXJl'
+    """
     encoded = base64.urlsafe_b64encode(token.encode()).decode().rstrip("=")
     return f"{prefix}{encoded}"
 
@@ -122,6 +135,13 @@ def decode_subprotocol_token(entries: Iterable[str]) -> str | None:
 
     ``<t>`` may be the raw JWT or its base64url encoding; both are accepted as the backend
     does. Entries whose ``<t>`` is shorter than 10 characters count as no token.
+
+    Example::
+
+        >>> decode_subprotocol_token(["chat", "jwt.aGVhZGVyLnBheWxvYWQuc2lnbmF0dXJl"])
+        'header.payload.signature'
+        >>> decode_subprotocol_token(["jwt.short"]) is None
+        True
     """
     for entry in entries:
         entry = entry.strip()

@@ -45,7 +45,7 @@ import uuid
 import warnings
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
 from types import MappingProxyType
@@ -301,7 +301,7 @@ class TraceWriter:
                 "format": FORMAT,
                 "session": self._session,
                 "target": target,
-                "started_at": datetime.now(timezone.utc).isoformat(timespec="microseconds"),
+                "started_at": datetime.now(UTC).isoformat(timespec="microseconds"),
                 "labels": dict(labels or {}),
                 "writer": f"netra_ws {_version()}",
             }

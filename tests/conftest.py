@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import subprocess
 import sys
@@ -77,6 +78,27 @@ def server() -> Iterator[EmbeddedServer]:
     """The default server: dialect bridge, demo auth, fast scenario."""
     with EmbeddedServer(scenario=FAST) as srv:
         yield srv
+
+
+@pytest.fixture
+def server_process(tmp_path: Path) -> Iterator[str]:
+    """``python -m netra_ws serve`` in its own process: strict auth, manager dialect, jitter.
+
+    Yields its URL; connect users with :func:`helpers.load.open_user`.
+    """
+    from helpers.load import SECRET
+
+    scenario = tmp_path / "load.json"
+    # Jittered steps, so the runs of different connections interleave on the wire; a long
+    # heartbeat interval, so connections that wait for the others get no extra frames.
+    scenario.write_text(
+        json.dumps(
+            {"first_delay": 0.05, "step_delay": 0.05, "jitter": 0.8, "heartbeat_interval": 600}
+        )
+    )
+    args = ["--auth", "strict", "--secret", SECRET, "--dialect", "manager"]
+    with serve_cli(tmp_path, *args, "--scenario", str(scenario), "--seed", "9") as (url, _):
+        yield url
 
 
 @pytest.fixture

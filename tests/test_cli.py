@@ -6,7 +6,7 @@ import subprocess
 import sys
 
 from conftest import run, serve_cli, t
-from test_demo import demo_run
+from helpers.demo import demo_run
 
 from netra_ws import CRITICAL_EVENTS, connect, read_trace
 from netra_ws.tokens import verify_token

@@ -1,54 +1,21 @@
 """The main job end to end: ``python -m netra_ws demo --out DIR`` in a subprocess, as
 ``make demo`` runs it: notebooks 01–05 against the embedded server, then the report.
 
-The demo runs once per test session (:func:`demo_run`, about 40 s) with a known signing
+The demo runs once per test session (:func:`helpers.demo.demo_run`, about 40 s) with a known signing
 secret and a minted token in its environment; ``tests/test_cli.py`` reads the same run.
 """
 
 from __future__ import annotations
 
-import atexit
-import functools
-import os
 import re
-import shutil
-import subprocess
-import sys
-import tempfile
-from dataclasses import dataclass
-from pathlib import Path
+
+from helpers.demo import SECRET, demo_run
 
 from netra_ws import demo
 from netra_ws.notebooks import NOTEBOOKS
-from netra_ws.tokens import encode_subprotocol_token, mint_token
+from netra_ws.tokens import encode_subprotocol_token
 
-SECRET = "demo-test-signing-secret-0123456789abcdef"
 JWT = re.compile(r"eyJ[A-Za-z0-9_-]*\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*")
-
-
-@dataclass(frozen=True)
-class DemoRun:
-    result: subprocess.CompletedProcess[str]
-    out: Path
-    token: str
-
-
-@functools.cache
-def demo_run() -> DemoRun:
-    """Run the demo once into a fresh folder, with ``$NETRA_WS_JWT_SECRET`` and a token set."""
-    out = Path(tempfile.mkdtemp(prefix="netra-ws-demo-"))
-    atexit.register(shutil.rmtree, out, True)
-    token = mint_token("demo-tester", secret=SECRET)
-    env = {k: v for k, v in os.environ.items() if not k.startswith("NETRA_WS_")}
-    env.update(NETRA_WS_JWT_SECRET=SECRET, NETRA_WS_TOKEN=token)
-    result = subprocess.run(
-        [sys.executable, "-m", "netra_ws", "demo", "--out", str(out)],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    return DemoRun(result, out, token)
 
 
 def test_demo_executes_the_notebooks_and_writes_the_report():

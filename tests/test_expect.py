@@ -576,9 +576,8 @@ def test_unknown_profile_names_the_builtins():
 
 
 def test_profiles_ship_as_package_data():
-    from pathlib import Path
-
     import tomllib
+    from pathlib import Path
 
     root = Path(__file__).resolve().parent.parent
     data = tomllib.loads((root / "pyproject.toml").read_text())

@@ -12,8 +12,8 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import pytest
+from helpers.scripts import Script, one_run, three_runs
 from matplotlib.colors import to_rgba
-from test_analysis import Script, one_run, three_runs
 
 from netra_ws import plots
 from netra_ws.analysis import compare_runs, event_gaps, phase_durations

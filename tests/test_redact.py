@@ -6,7 +6,7 @@ import base64
 import io
 import json
 import logging
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -232,7 +232,7 @@ def test_json_values_are_redacted_by_their_keys_and_the_structure_is_kept(token:
 
 
 def test_json_credential_keys_lose_any_value_and_python_values_become_json():
-    when = datetime(2025, 9, 10, tzinfo=timezone.utc)
+    when = datetime(2025, 9, 10, tzinfo=UTC)
     data = {
         "API_KEY": 918273645546,
         "Secret": {"value": "hunter2-very-secret", "n": [1.5, "x"], "set": False},

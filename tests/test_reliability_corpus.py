@@ -20,6 +20,7 @@ from typing import Any
 import pandas as pd
 import pytest
 from conftest import RUN, run, t
+from helpers.corpus import CORPUS, FRAMES, HARS, TRACES, corpus_size, expectations
 from websockets.asyncio.client import connect as ws_connect
 from websockets.asyncio.server import serve as ws_serve
 from websockets.exceptions import ConnectionClosed
@@ -29,22 +30,6 @@ from netra_ws.errors import FrameParseError, HarFormatError, TraceFormatError
 from netra_ws.events import AGENT_EVENTS, normalize
 from netra_ws.har import HarWarning, import_har
 from netra_ws.trace import FRAME_COLUMNS, Trace, TraceWriter, frame_record, load_traces
-
-CORPUS = Path(__file__).parent / "bad_inputs"
-
-
-def expectations(kind: str) -> dict[str, dict[str, Any]]:
-    return json.loads((CORPUS / kind / "expected.json").read_text(encoding="utf-8"))
-
-
-FRAMES = expectations("frames")
-TRACES = expectations("traces")
-HARS = expectations("har")
-
-
-def corpus_size() -> dict[str, int]:
-    """How many bad inputs each door is tried with (docs/RELIABILITY.md quotes the total)."""
-    return {"frames": len(FRAMES), "traces": len(TRACES), "har": len(HARS)}
 
 
 def frame_input(name: str) -> tuple[str, bytes]:

@@ -18,7 +18,7 @@ import threading
 
 import pytest
 from conftest import FAST, RUN, run, t
-from reliability import ServerProcess, TrickleProxy, scan_for_secrets, secret_forms
+from helpers.reliability import ServerProcess, TrickleProxy, scan_for_secrets, secret_forms
 
 from netra_ws.probes import probe_workflow
 from netra_ws.tokens import mint_token
@@ -26,9 +26,6 @@ from netra_ws.trace import read_trace
 
 SECRET = "reliability-faults-secret-6b1f0e7d2c"
 FAULT_LINE = re.compile(r"^FAULT (?P<what>.+) run=(?P<run>\S+) conn=(?P<conn>\S+)$")
-
-# The faults of this module, by name: docs/RELIABILITY.md counts them.
-FAULTS = ("tcp drop", "close 1011", "SIGKILL", "stall past the timeout", "trickle")
 
 
 @pytest.fixture

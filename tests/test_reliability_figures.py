@@ -5,10 +5,10 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from test_reliability_auth import case_ids
-from test_reliability_corpus import corpus_size
-from test_reliability_faults import FAULTS
-from test_reliability_isolation import USERS
+from helpers.auth_cases import case_ids
+from helpers.corpus import corpus_size
+from helpers.load import USERS
+from helpers.reliability import FAULTS
 
 DOC = Path(__file__).parent.parent / "docs" / "RELIABILITY.md"
 

@@ -1,11 +1,12 @@
 """500 users at once on a strict server: each connection sees only its own user and runs.
 
 tests/test_server_concurrency.py holds 1,000 connections on one server process; this test
-reuses its server (strict auth, manager dialect, jittered steps, in a subprocess) and its
-connection helper, and asks a sharper question: with every user authenticated by its own
-token, and every user *claiming another user's id* in its ``user_message`` (the #937
-script's flat form carries a ``user_id``), does any normalized event carry a user or a run
-that is not the connection's own? Zero leaks is the only passing answer.
+reuses its server (strict auth, manager dialect, jittered steps, in a subprocess: the
+``server_process`` fixture) and its connection helper (:func:`helpers.load.open_user`), and
+asks a sharper question: with every user authenticated by its own token, and every user
+*claiming another user's id* in its ``user_message`` (the #937 script's flat form carries
+a ``user_id``), does any normalized event carry a user or a run that is not the
+connection's own? Zero leaks is the only passing answer.
 """
 
 from __future__ import annotations
@@ -14,15 +15,13 @@ import asyncio
 from collections import Counter
 
 from conftest import RUN, run, t
-from test_server_concurrency import _open, server_process  # noqa: F401  (a fixture)
-
-USERS = 500
+from helpers.load import USERS, open_user
 
 
-def test_five_hundred_authenticated_users_see_only_their_own_events(server_process):  # noqa: F811
+def test_five_hundred_authenticated_users_see_only_their_own_events(server_process):
     async def scenario():
         gate = asyncio.Semaphore(100)
-        opened = await asyncio.gather(*(_open(server_process, i, gate) for i in range(USERS)))
+        opened = await asyncio.gather(*(open_user(server_process, i, gate) for i in range(USERS)))
         try:
 
             async def one(index, session):

@@ -21,7 +21,7 @@ import time
 import warnings
 
 from conftest import t
-from reliability import ServerProcess
+from helpers.reliability import ServerProcess
 
 from netra_ws.trace import TraceWarning, read_trace
 

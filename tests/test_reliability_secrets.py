@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 from conftest import run, t
-from reliability import scan_for_secrets, secret_forms
+from helpers.reliability import scan_for_secrets, secret_forms
 
 from netra_ws import connect, read_trace
 from netra_ws.errors import AuthenticationFailed

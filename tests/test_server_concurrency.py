@@ -4,46 +4,21 @@ timing, and never delivers one connection's events to another."""
 from __future__ import annotations
 
 import asyncio
-import json
 
 import pytest
-from conftest import RUN, run, serve_cli, t
-
-from netra_ws import connect
-from netra_ws.tokens import mint_token
+from conftest import RUN, run, t
+from helpers.load import open_user
 
 CONNECTIONS = 1000
-SECRET = "concurrency-test-secret-0123456789abcdef"
-
-
-@pytest.fixture
-def server_process(tmp_path):
-    """``python -m netra_ws serve`` in its own process: strict auth, manager dialect, jitter."""
-    scenario = tmp_path / "load.json"
-    # Jittered steps, so the runs of different connections interleave on the wire; a long
-    # heartbeat interval, so connections that wait for the others get no extra frames.
-    scenario.write_text(
-        json.dumps(
-            {"first_delay": 0.05, "step_delay": 0.05, "jitter": 0.8, "heartbeat_interval": 600}
-        )
-    )
-    args = ["--auth", "strict", "--secret", SECRET, "--dialect", "manager"]
-    with serve_cli(tmp_path, *args, "--scenario", str(scenario), "--seed", "9") as (url, _):
-        yield url
-
-
-async def _open(url, index, gate):
-    user = f"u{index:04d}-load"  # unique in its first 8 characters, as connection_established shows
-    async with gate:
-        session = await connect(url, token=mint_token(user, secret=SECRET), open_timeout=t(30))
-    return user, session
 
 
 @pytest.mark.slow
 def test_a_thousand_concurrent_connections_stay_apart(server_process):
     async def scenario():
         gate = asyncio.Semaphore(100)  # handshakes in flight at once, not connections
-        opened = await asyncio.gather(*(_open(server_process, i, gate) for i in range(CONNECTIONS)))
+        opened = await asyncio.gather(
+            *(open_user(server_process, i, gate) for i in range(CONNECTIONS))
+        )
         try:
             # Every connection is open before any run starts: the server holds all of them.
             async def one(index, session):

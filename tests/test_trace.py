@@ -7,7 +7,7 @@ import json
 import threading
 import time
 import warnings
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -74,7 +74,7 @@ TOOL_EXECUTING = json.dumps(
         },
     }
 )
-TOOL_EXECUTING_TS = datetime(2025, 9, 12, 10, 15, 31, 250000, tzinfo=timezone.utc).timestamp()
+TOOL_EXECUTING_TS = datetime(2025, 9, 12, 10, 15, 31, 250000, tzinfo=UTC).timestamp()
 
 FIELD_KEYS = (
     "event",
@@ -210,7 +210,7 @@ def test_a_normalizer_bug_is_recorded_not_raised(monkeypatch: pytest.MonkeyPatch
 
 def test_meta_header_creates_parent_dirs_and_strips_secrets_from_the_target(tmp_path: Path):
     path = tmp_path / "nested" / "deeper" / "run.jsonl"
-    before = datetime.now(timezone.utc)
+    before = datetime.now(UTC)
     with TraceWriter(
         path,
         target="wss://alice:pw@staging.example/api/v1/websocket?token=eyJabc.def.ghi#x",
@@ -219,7 +219,7 @@ def test_meta_header_creates_parent_dirs_and_strips_secrets_from_the_target(tmp_
     ) as tw:
         assert tw.path == path
         assert tw.session == "sess-1"
-    after = datetime.now(timezone.utc)
+    after = datetime.now(UTC)
 
     (meta,) = lines_of(path)
     assert list(meta) == ["kind", "format", "session", "target", "started_at", "labels", "writer"]
@@ -388,7 +388,7 @@ def test_the_context_manager_closes_the_writer(tmp_path: Path):
 
 
 def test_values_json_cannot_hold_are_written_as_text(tmp_path: Path):
-    when = datetime(2025, 9, 12, 10, 15, 30, tzinfo=timezone.utc)
+    when = datetime(2025, 9, 12, 10, 15, 30, tzinfo=UTC)
     with TraceWriter(tmp_path / "run.jsonl") as tw:
         tw.record(
             "error",
@@ -483,7 +483,7 @@ def test_the_writer_keeps_in_memory_exactly_what_it_wrote(tmp_path: Path):
         tw.record("open", status=101)
         tw.frame("receive", CONNECTION_ESTABLISHED, t_wall_ns=1, t_mono_ns=2)
         tw.frame("receive", b"\x00", t_wall_ns=3, t_mono_ns=4)
-        tw.mark("m", when=datetime(2025, 1, 1, tzinfo=timezone.utc))
+        tw.mark("m", when=datetime(2025, 1, 1, tzinfo=UTC))
     loaded = read_trace(tw.path)
     assert tw.meta == loaded.meta
     assert tw.records == loaded.records

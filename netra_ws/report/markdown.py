@@ -12,7 +12,7 @@ import platform
 import re
 from collections import Counter
 from collections.abc import Iterable, Sequence
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -361,7 +361,7 @@ def environment(
         ("client auth form", ", ".join(forms) or "–"),
         ("captured (UTC)", captured),
         ("traces", f"{len(traces)} file(s), written by {', '.join(writers) or 'unknown'}"),
-        ("report built", datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")),
+        ("report built", datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")),
         ("netra_ws", _version("netra-ws")),
         ("python", f"{platform.python_version()} ({platform.system()})"),
         ("websockets", _version("websockets")),
@@ -370,7 +370,7 @@ def environment(
 
 def _utc(iso: str) -> str:
     try:
-        return datetime.fromisoformat(iso).astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
+        return datetime.fromisoformat(iso).astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S")
     except ValueError:
         return iso
 

@@ -20,7 +20,7 @@ import time
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.datastructures import Headers
@@ -494,7 +494,7 @@ class _ReplayConnection:
         ended = actions and actions[-1].kind in ("close", "abort")
         if phase.close is not None and not ended:
             close = phase.close
-            kind = "abort" if close.code == 1006 else "close"
+            kind: Literal["close", "abort"] = "abort" if close.code == 1006 else "close"
             actions.append(Action(kind, close.delay, code=close.code, reason=close.reason))
         return actions
 

@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from websockets.datastructures import Headers
+from websockets.typing import Subprotocol
 
 from ..events import DEMO_USER
 from ..tokens import (
@@ -69,7 +70,7 @@ def authenticate(headers: Headers, offered: Sequence[str], *, mode: str, secret:
     return AuthResult(True, str(claims["sub"]), source, "valid token", token)
 
 
-def select_subprotocol(offered: Sequence[str]) -> str | None:
+def select_subprotocol(offered: Sequence[str]) -> Subprotocol | None:
     """The entry the server echoes: the first token-bearing one, else a bare known name.
 
     None means "nothing acceptable"; the caller refuses the handshake when something was
@@ -77,8 +78,8 @@ def select_subprotocol(offered: Sequence[str]) -> str | None:
     """
     for entry in offered:
         if entry.lower().startswith(TOKEN_SUBPROTOCOL_PREFIXES):
-            return entry
+            return Subprotocol(entry)
     for entry in offered:
         if entry.lower() in _BARE_SUBPROTOCOLS:
-            return entry
+            return Subprotocol(entry)
     return None

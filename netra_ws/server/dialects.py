@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 __all__ = [
@@ -26,7 +26,7 @@ __all__ = [
 
 def iso_now() -> str:
     """Agent events carry ISO 8601 timestamps (PROTOCOL.md §7.3)."""
-    return datetime.now(timezone.utc).isoformat()
+    return datetime.now(UTC).isoformat()
 
 
 def status_frame(type_: str, data: dict[str, Any]) -> dict[str, Any]:

@@ -218,3 +218,7 @@ class TrickleProxy:
 
     def __exit__(self, *exc_info: object) -> None:
         self.stop()
+
+
+# The faults of tests/test_reliability_faults.py, by name: docs/RELIABILITY.md counts them.
+FAULTS = ("tcp drop", "close 1011", "SIGKILL", "stall past the timeout", "trickle")
