@@ -41,7 +41,7 @@ from importlib import resources
 from itertools import pairwise
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any, Literal
+from typing import Any, Final, Literal
 
 import pandas as pd
 
@@ -73,9 +73,10 @@ __all__ = [
 ]
 
 Status = Literal["passed", "failed", "inconclusive"]
-PASSED: Status = "passed"
-FAILED: Status = "failed"
-INCONCLUSIVE: Status = "inconclusive"
+# Final, so each is its own literal type: also a ContractStatus where one is expected.
+PASSED: Final = "passed"
+FAILED: Final = "failed"
+INCONCLUSIVE: Final = "inconclusive"
 
 # How a profile reads an event's fields:
 # - "normalized": wherever the envelope put them (top level, payload, data, data.payload),

@@ -284,7 +284,7 @@ def describe_gaps(gaps: pd.DataFrame, *, threshold_s: float = 2.0, name: str = "
     rows = gaps[gaps["gap_s"].notna()]
     if rows.empty:
         return "Bar chart of the gaps between consecutive agent events: there are none."
-    worst = rows.loc[rows["gap_s"].idxmax()]
+    worst = rows.iloc[int(rows["gap_s"].to_numpy(dtype=float).argmax())]
     where = f" in {worst['trace']}" if "trace" in rows and pd.notna(worst.get("trace")) else ""
     runs = rows["run"].nunique()
     of = f" ({name})" if name else ""

@@ -311,7 +311,8 @@ async def probe_auth(
             "expired": tgt.expired_token(secret),
             "bad-signature": _bad_signature(valid) if valid else None,
         }
-        rows, traces = [], []
+        rows: list[dict[str, Any]] = []
+        traces: list[Path] = []
         for credential in AUTH_MATRIX:
             token_ = tokens[credential.kind]
             writer = _writer(

@@ -916,14 +916,14 @@ def read_parquet(path: str | os.PathLike[str]) -> pd.DataFrame:
     declared = {_TRACE_COLUMN: "string", **FRAME_COLUMNS}
     # Parquet keeps pandas' dtypes in its metadata, but a file written by another tool (or an
     # older pandas) may not: cast to the declared types rather than trust the file.
-    columns = {name: declared.get(name) for name in table.column_names}
-    if None not in columns.values():
+    known = {name: declared[name] for name in table.column_names if name in declared}
+    if len(known) == len(table.column_names):
         try:
-            return _columns.to_pandas(_cast_columns(table, columns), columns)
+            return _columns.to_pandas(_cast_columns(table, known), known)
         except (pa.ArrowException, TypeError, ValueError):
             pass  # a column pandas can convert but Arrow cannot cast: let pandas do it
-    frame = table.to_pandas()
-    return frame.astype({name: dtype for name, dtype in columns.items() if dtype is not None})
+    frame: pd.DataFrame = table.to_pandas()
+    return frame.astype(known)
 
 
 def _cast_columns(table: pa.Table, columns: Mapping[str, str]) -> pa.Table:

@@ -30,7 +30,7 @@ import textwrap
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, SupportsIndex, overload
 
 import pandas as pd
 
@@ -178,7 +178,13 @@ class ProbeReport(list[ProbeResult]):
         self.target = target
         self.out_dir: Path | None = Path(out_dir) if out_dir is not None else None
 
-    def __getitem__(self, key):  # type: ignore[no-untyped-def,override]
+    @overload  # list's, plus a probe's name
+    def __getitem__(self, key: str) -> ProbeResult: ...
+    @overload
+    def __getitem__(self, key: SupportsIndex) -> ProbeResult: ...
+    @overload
+    def __getitem__(self, key: slice) -> list[ProbeResult]: ...
+    def __getitem__(self, key: str | SupportsIndex | slice) -> ProbeResult | list[ProbeResult]:
         if isinstance(key, str):
             for result in self:
                 if result.probe == key:
@@ -900,14 +906,14 @@ def judge_traces(
         if not group:
             continue
         latest = group[-1]
-        where = {"target": trace_target([latest]), "traces": _paths(latest)}
+        target, paths = trace_target([latest]), _paths(latest)
         if name == "connection":
-            results.append(judge_connection(latest.records, **where))
+            results.append(judge_connection(latest.records, target=target, traces=paths))
         elif name == "negative":
-            results.append(judge_negative(latest.records, **where))
+            results.append(judge_negative(latest.records, target=target, traces=paths))
         elif name == "workflow":
             prof = profile if profile is not None else _recorded_profile(latest)
-            results.append(judge_workflow(latest.records, prof, **where))
+            results.append(judge_workflow(latest.records, prof, target=target, traces=paths))
         else:
             results.append(_judge_auth_traces(group))
     every = [t for group in groups.values() for t in group]
@@ -932,12 +938,12 @@ def _judge_auth_traces(traces: Sequence[Trace]) -> ProbeResult:
         latest[str(label_of(trace, "credential"))] = trace
     rows = []
     for credential in AUTH_MATRIX:
-        trace = latest.get(credential.label)
-        if trace is None:
+        found = latest.get(credential.label)
+        if found is None:
             rows.append(not_tried_row(credential, traced=False))
         else:
-            name = trace.path.name if trace.path is not None else None
-            rows.append(judge_auth_row(credential, trace.records, trace=name))
+            name = found.path.name if found.path is not None else None
+            rows.append(judge_auth_row(credential, found.records, trace=name))
     chosen = list(latest.values())
     return judge_auth(rows, target=trace_target(chosen), traces=_paths(*chosen))
 

@@ -24,12 +24,19 @@ def _setting(name: str) -> str | None:
     return os.environ.get(name) or SETTINGS[name][0]
 
 
+def _given(name: str) -> str:
+    """A setting that has a default, so it is never unset."""
+    value = _setting(name)
+    assert value is not None, f"{name} has no default"
+    return value
+
+
 @pytest.fixture(scope="module")
 def probes() -> dict[str, ProbeResult]:
     """Connect, send output names as input, then run user_message once; for all tests."""
-    profile = load_profile(_setting("NETRA_WS_PROFILE"))
-    timeout = float(_setting("NETRA_WS_TIMEOUT"))
-    quiet = float(_setting("NETRA_WS_QUIET"))
+    profile = load_profile(_given("NETRA_WS_PROFILE"))
+    timeout = float(_given("NETRA_WS_TIMEOUT"))
+    quiet = float(_given("NETRA_WS_QUIET"))
     out = _setting("NETRA_WS_OUT")
 
     async def run(target: Target) -> dict[str, ProbeResult]:
@@ -49,8 +56,8 @@ def probes() -> dict[str, ProbeResult]:
         _setting("NETRA_WS_URL"),
         token_env="NETRA_WS_TOKEN",
         auth=_setting("NETRA_WS_AUTH_FORM"),
-        dialect=_setting("NETRA_WS_DIALECT"),
-        server_auth=_setting("NETRA_WS_AUTH"),
+        dialect=_given("NETRA_WS_DIALECT"),
+        server_auth=_given("NETRA_WS_AUTH"),
     ) as target:
         return asyncio.run(run(target))
 

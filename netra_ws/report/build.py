@@ -160,7 +160,7 @@ def build_report(
     others: dict[tuple[str, str], list[Source]] = {}
     for source in gathered.sources:
         if source.server not in (None, own):
-            others.setdefault(source.server, []).append(source)  # type: ignore[arg-type]
+            others.setdefault(source.server, []).append(source)
 
     judged = judge_traces([s.trace for s in primary], profile=profile)
     given = {r.probe: r for report in gathered.reports for r in report}

@@ -298,12 +298,8 @@ def timing_finding(timing: Timing) -> str:
             "to time."
         )
     if not stalled:
-        worst = max(
-            (g for g in answered if g.worst is not None),
-            key=lambda g: g.worst["gap_s"],  # type: ignore[index]
-            default=None,
-        )
-        slowest = f", the largest {duration(worst.worst['gap_s'])}" if worst else ""
+        gaps = [float(w["gap_s"]) for g in answered if (w := g.worst) is not None]
+        slowest = f", the largest {duration(max(gaps))}" if gaps else ""
         return (
             f"**Timing.** In {runs} run(s), no gap between consecutive events exceeded "
             f"{STALL_THRESHOLD_S:g} s{slowest}: a test reading with a 2–3 s timeout per frame "

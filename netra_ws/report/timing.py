@@ -87,7 +87,9 @@ class Group:
 
     @property
     def worst(self) -> pd.Series | None:
-        return self.gaps.loc[self.gaps["gap_s"].idxmax()] if len(self.gaps) else None
+        if not len(self.gaps):
+            return None
+        return self.gaps.iloc[int(self.gaps["gap_s"].to_numpy(dtype=float).argmax())]
 
 
 @dataclass
