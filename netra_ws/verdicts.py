@@ -26,11 +26,13 @@ The status type and the checks behind each verdict are :mod:`netra_ws.expect`'s.
 
 from __future__ import annotations
 
+import re
 import textwrap
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, SupportsIndex, overload
+from urllib.parse import urlsplit
 
 import pandas as pd
 
@@ -61,15 +63,19 @@ __all__ = [
     "PASSED",
     "PROBES",
     "SKIPPED",
+    "Cause",
     "ConnectionEnd",
     "ContractResult",
     "ContractStatus",
     "Credential",
+    "Diagnosis",
+    "Evidence",
     "ProbeReport",
     "ProbeResult",
     "Status",
     "connection_end",
     "connection_problem",
+    "diagnose",
     "evaluate_contract",
     "first_frame_facts",
     "judge_auth",
@@ -204,6 +210,37 @@ class ProbeReport(list[ProbeResult]):
     def passed(self) -> bool:
         return self.status == PASSED
 
+    @property
+    def diagnosis(self) -> Diagnosis:
+        """Why the agent events did (not) arrive, with the evidence (:func:`diagnose`)."""
+        return diagnose(self)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The verdicts, the diagnosis and the evidence as plain JSON data (``probe --json``):
+        no token or secret is in it (results hold descriptions of credentials only)."""
+        return {
+            "target": self.target,
+            "verdict": self.status,
+            "traces": str(self.out_dir) if self.out_dir is not None else None,
+            "diagnosis": self.diagnosis.to_dict(),
+            "probes": [
+                {
+                    "probe": r.probe,
+                    "status": r.status,
+                    "explanation": r.explanation,
+                    "evidence": list(r.evidence),
+                    "traces": [p.name for p in r.traces],
+                    "facts": r.facts,
+                    "checks": [
+                        {"name": c.name, "status": c.status, "explanation": c.explanation}
+                        for c in r.checks
+                    ],
+                    "rows": r.rows,
+                }
+                for r in self
+            ],
+        }
+
     def to_frame(self) -> pd.DataFrame:
         """One row per probe: probe, status, explanation, evidence (seqs), traces."""
         return pd.DataFrame(
@@ -238,6 +275,8 @@ class ProbeReport(list[ProbeResult]):
                 lines.append(textwrap.indent(table.to_string(index=False), " " * 4))
         if self.out_dir is not None:
             lines.append(f"traces: {self.out_dir}")
+        if len(self):
+            lines.append(_wrap(str(self.diagnosis), width, 11, "diagnosis: "))
         lines.append(f"verdict: {self.status}")
         return "\n".join(lines)
 
@@ -841,6 +880,231 @@ def judge_auth(
     return ProbeResult(
         "auth", status, explanation, traces=traces, facts={"target": target}, rows=rows
     )
+
+
+# --- the diagnosis ----------------------------------------------------------------------------
+
+# Why agent events did not arrive (or that they did), as a cause class a script can test.
+Cause = Literal[
+    "works",
+    "trap",
+    "wrong path",
+    "unreachable",
+    "refused",
+    "server failed",
+    "demo user",
+    "fallback user",
+    "swallowed",
+    "answered otherwise",
+    "contract mismatch",
+    "replies to output names",
+    "undetermined",
+]
+
+# The WebSocket paths the Netra backend serves (PROTOCOL.md §1); any other is refused (403).
+NETRA_PATHS: tuple[str, ...] = (
+    "/api/v1/websocket",
+    "/ws",
+    "/websocket",
+    "/ws/test",
+    "/ws/factory",
+    "/ws/isolated",
+)
+_URL = re.compile(r"wss?://[^\s()]+")
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """Where a diagnosis can be checked: a probe's trace file and the frames (``seqs``)."""
+
+    probe: str
+    trace: str | None
+    seqs: tuple[int, ...] = ()
+
+    def __str__(self) -> str:
+        frames = ", ".join(f"#{seq}" for seq in self.seqs)
+        return f"{self.probe}: {self.trace or 'in memory'}" + (f" {frames}" if frames else "")
+
+
+@dataclass(frozen=True)
+class Diagnosis:
+    """Why the agent events did (not) arrive: a ``cause`` class, the ``summary`` sentence that
+    names it with its evidence, ``also`` (other defects the probes found on the way), and
+    ``evidence`` (trace files and frame numbers). Make one with :func:`diagnose`."""
+
+    cause: Cause
+    summary: str
+    also: tuple[str, ...] = ()
+    evidence: tuple[Evidence, ...] = ()
+
+    @property
+    def server_defect(self) -> bool:
+        """True when the cause lies in the server, not in how it was tested or reached."""
+        return self.cause in ("server failed", "swallowed", "contract mismatch")
+
+    def to_dict(self) -> dict[str, Any]:
+        """The diagnosis as plain JSON data (``probe --json``)."""
+        return {
+            "cause": self.cause,
+            "summary": self.summary,
+            "also": list(self.also),
+            "server_defect": self.server_defect,
+            "evidence": [
+                {"probe": e.probe, "trace": e.trace, "seqs": list(e.seqs)} for e in self.evidence
+            ],
+        }
+
+    def __str__(self) -> str:
+        return " ".join([self.summary, *self.also])
+
+
+def diagnose(report: ProbeReport) -> Diagnosis:
+    """Name the cause the probes point to, with the evidence, choosing among: the test read
+    the queued ``connection_established`` (the #937 trap, the server works); a wrong path; an
+    unreachable server; a refused connection; a failing server; a connection accepted as the
+    demo or a made-up fallback user (auth not enforced, so the run says nothing about a real
+    user); a connection accepted as the token's own user whose input was swallowed (a
+    server-side defect, not authentication); inputs answered with something else; events
+    that break the contract; or replies to output names sent as input.
+    """
+    connection, workflow = report.get("connection"), report.get("workflow")
+    negative, auth = report.get("negative"), report.get("auth")
+    also = tuple(_also(auth))
+    kept_out = next(
+        (
+            r
+            for r in (connection, workflow, negative)
+            if r and r.facts.get("ended") not in (None, "accepted")
+        ),
+        None,
+    )
+    if kept_out is not None:
+        return _kept_out(kept_out, report.target, also)
+    if negative is not None and negative.status == FAILED:
+        return Diagnosis(
+            "replies to output names",
+            "The server answers output event names sent as input; the Netra backend ignores "
+            f"them: {negative.explanation}",
+            also,
+            (_evidence(negative),),
+        )
+    if workflow is None:
+        return Diagnosis(
+            "undetermined",
+            "No user_message was sent, so nothing says why events do or do "
+            "not arrive: run the workflow probe.",
+            also,
+        )
+    user = workflow.facts.get("user_id")
+    events = workflow.facts.get("agent_events") or 0
+    if workflow.status == PASSED:
+        return Diagnosis(
+            "trap",
+            "The server works: user_message starts agent runs whose events arrive complete and "
+            "in order, and output event names sent as input are ignored by design — the #937 "
+            "tests sent those and read the connection_established frame queued at connect "
+            "time instead: a test flaw, not a server defect.",
+            also,
+            tuple(_evidence(r) for r in (workflow, negative) if r is not None),
+        )
+    if events:
+        return Diagnosis(
+            "contract mismatch",
+            f"Agent events arrive ({events}), but not as the profile demands: "
+            f"{workflow.explanation}",
+            also,
+            (_evidence(workflow),),
+        )
+    replies = (
+        workflow.checks["agent events"].explanation
+        if "agent events" in (workflow.checks.names)
+        else ""
+    )
+    if "the server answered" in replies:
+        return Diagnosis(
+            "answered otherwise",
+            f"user_message started no run: {replies}",
+            also,
+            (_evidence(workflow),),
+        )
+    if is_demo_user(user):
+        return Diagnosis(
+            "demo user",
+            f"No agent events: the server accepted the connection as the demo user ({user!r}),"
+            " so it did not use the token (none sent, or DEMO_MODE). That says nothing about "
+            "a real user: probe a server that enforces authentication, with a valid token.",
+            also,
+            (_evidence(workflow),),
+        )
+    if is_fallback_user(user):
+        return Diagnosis(
+            "fallback user",
+            f"No agent events: the server did not accept the token and made up a fallback "
+            f"user ({user!r}, the relaxed auth level). Send a valid token.",
+            also,
+            (_evidence(workflow),),
+        )
+    if user is not None:
+        return Diagnosis(
+            "swallowed",
+            f"No agent events: the server accepted the connection as {user!r}, the token's own "
+            "user, and swallowed every user_message without a reply — not an authentication "
+            "problem: a server-side defect (PROTOCOL.md §8: the routing of that commit turns "
+            "user_message into an internal type that nothing answers).",
+            also,
+            (_evidence(workflow),),
+        )
+    return Diagnosis(
+        "undetermined", f"No agent events: {workflow.explanation}", also, (_evidence(workflow),)
+    )
+
+
+def _kept_out(result: ProbeResult, target: str, also: tuple[str, ...]) -> Diagnosis:
+    """The diagnosis of a connection that never got past its start."""
+    ended = str(result.facts.get("ended"))
+    evidence = (_evidence(result),)
+    url = _URL.search(target or "")
+    path = urlsplit(url.group(0)).path if url else None
+    if ended in ("refused", "not websocket") and path is not None and path not in NETRA_PATHS:
+        return Diagnosis(
+            "wrong path",
+            f"The connection was refused at the handshake, and {path!r} is not a Netra "
+            f"WebSocket endpoint (the backend serves {', '.join(NETRA_PATHS)}): fix the URL.",
+            also,
+            evidence,
+        )
+    cause: Cause = {
+        "refused": "refused",
+        "failed": "server failed",
+        "not websocket": "wrong path",
+    }.get(ended, "unreachable")  # type: ignore[assignment]
+    return Diagnosis(cause, sentence_of(result.explanation), also, evidence)
+
+
+def _also(auth: ProbeResult | None) -> list[str]:
+    """Defects beside the main cause: credentials that made the server fail, not refuse."""
+    if auth is None:
+        return []
+    crashed = [r["credential"] for r in auth.rows if r.get("ended") == "failed"]
+    out = []
+    if crashed:
+        out.append(
+            f"Besides: {', '.join(crashed)} made the server fail instead of refusing "
+            "(a crash, e.g. close 1011 after CONNECTION_ERROR, is a server defect too)."
+        )
+    return out
+
+
+def _evidence(result: ProbeResult) -> Evidence:
+    trace = result.traces[0].name if result.traces else None
+    return Evidence(result.probe, trace, result.evidence)
+
+
+def sentence_of(text: str) -> str:
+    """``text`` as a sentence: first letter upper case, a full stop at the end."""
+    text = text.strip()
+    text = text[:1].upper() + text[1:]
+    return text if text.endswith((".", "!", "?")) else text + "."
 
 
 # --- from traces -----------------------------------------------------------------------------

@@ -149,6 +149,7 @@ def test_passing_report_sentences(reports):
     for sentence in (
         "**Verdict: ✅ passed** — connection passed, negative passed, workflow passed, auth "
         "passed. Contract tests: 7 passed.",
+        "**Diagnosis (trap).** The server works: user_message starts agent runs",
         f"We sent agent_started as input and waited {QUIET:g} s: nothing came back. The same "
         f"for agent_thinking, tool_executing, tool_completed, agent_completed and agent_error "
         f"({QUIET:g} s each). The server ignores its own output names; the flawed test read "
@@ -231,7 +232,9 @@ def test_staging_937_report_sentences(reports):
     text = reports["staging"].markdown
     for sentence in (
         "**Verdict: ❌ failed** — connection passed, negative passed, workflow failed, auth "
-        "failed. Contract tests: 2 passed, 5 failed. No agent events arrived after user_message.",
+        "failed. Contract tests: 2 passed, 5 failed.",
+        "**Diagnosis (demo user).** No agent events: the server accepted the connection as the "
+        "demo user ('demo-use...'), so it did not use the token",
         "It names user_id 'demo-use...'. That is the demo user: the server did not take a "
         "token (none sent, or its DEMO_MODE), and the demo user gets no agent runs on staging.",
         "We sent user_message (flat form) and user_message (payload form) and collected for ",
@@ -276,7 +279,7 @@ def test_strict_rejection_report(reports):
     ):
         assert row in table, row
     for sentence in (
-        "The connection failed: the server refused the connection: error_message #1 "
+        "**Diagnosis (refused).** The server refused the connection: error_message #1 "
         "AUTH_FAILED, then the server closed the connection with 1008 Authentication failed.",
         "We connected without a token: the server refused the connection: error_message #1 "
         "AUTH_FAILED, then the server closed the connection with 1008 Authentication failed. "

@@ -25,7 +25,7 @@ from ..redact import redact_url
 from ..verdicts import PROBES, ContractResult, ProbeReport, ProbeResult, of_kind, trace_target
 from .sources import INVESTIGATION_NOTEBOOKS, Source
 from .timing import STALL_THRESHOLD_S, Representative, Timing
-from .words import duration, first_sentence, form_of, sentence
+from .words import duration, first_sentence, form_of
 
 __all__ = ["CHARTS", "environment", "render", "reproduce_commands"]
 
@@ -111,33 +111,11 @@ def _verdict_line(probes: ProbeReport, contract: list[ContractResult]) -> str:
     tally = Counter(c.status for c in contract)
     contract_text = ", ".join(f"{n} {status}" for status, n in tally.items())
     parts = ", ".join(f"{r.probe} {r.status}" for r in probes)
+    diagnosis = probes.diagnosis
     return (
-        f"**Verdict: {_ICONS[probes.status]}** — {parts}. "
-        f"Contract tests: {contract_text}. {_headline(probes)}"
+        f"**Verdict: {_ICONS[probes.status]}** — {parts}. Contract tests: {contract_text}."
+        f"\n\n**Diagnosis ({diagnosis.cause}).** {diagnosis}"
     )
-
-
-def _headline(probes: ProbeReport) -> str:
-    workflow = next((r for r in probes if r.probe == "workflow"), None)
-    negative = next((r for r in probes if r.probe == "negative"), None)
-    connection = next((r for r in probes if r.probe == "connection"), None)
-    if connection is not None and connection.status != PASSED:
-        return sentence(f"The connection failed: {connection.explanation}")
-    if (
-        workflow is not None
-        and workflow.status == PASSED
-        and (negative is None or negative.status == PASSED)
-    ):
-        return (
-            "The server works: user_message starts agent runs whose events arrive complete "
-            "and in order, and output event names sent as input are ignored by design — the "
-            "#937 tests sent those and read the connection_established frame instead."
-        )
-    if workflow is not None and not workflow.facts.get("agent_events"):
-        return "No agent events arrived after user_message."
-    if workflow is not None and workflow.status != PASSED:
-        return "Agent events arrive, but not as the profile demands."
-    return ""
 
 
 def render(

@@ -13,6 +13,7 @@ from typing import Any
 import pandas as pd
 
 from ..plots import duration_words
+from ..verdicts import sentence_of as sentence
 
 __all__ = [
     "capital",
@@ -28,12 +29,6 @@ def capital(text: str) -> str:
     """``text`` stripped, its first letter upper case."""
     text = text.strip()
     return text[:1].upper() + text[1:]
-
-
-def sentence(text: str) -> str:
-    """``text`` as a sentence: capital first, a full stop at the end."""
-    text = capital(text)
-    return text if text.endswith((".", "!", "?")) else text + "."
 
 
 def join_and(items: Sequence[str]) -> str:
