@@ -15,8 +15,10 @@ Typical use::
     compare_runs(before_df, after_df)         # deltas, and whether each got better or worse
     clock_offsets(df)                         # server clock vs receipt time, per session
 
-Runs. :func:`assign_runs` defines them, and every other function uses it: a run starts at
-each run-trigger send (``user_message`` and its aliases, ``start_agent``, …:
+Runs. :func:`split_runs` states what a run is, over a list of trace records;
+:func:`assign_runs` labels a frame table by the same rule (tested equal), and every other
+function uses it, as does :mod:`netra_ws.expect`. In short: a run starts at each
+run-trigger send (``user_message`` and its aliases, ``start_agent``, …:
 :data:`netra_ws.events.RUN_TRIGGER_TYPES`), and the frames after it, up to the next trigger,
 belong to it. Where the server sends a ``run_id``, it decides instead, so the late events of
 an earlier run are not credited to the next one. A table that already has a ``run`` column
@@ -45,7 +47,7 @@ columns are the ones it was done from, so asking several questions of one table 
 from __future__ import annotations
 
 import weakref
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from itertools import pairwise
@@ -64,6 +66,7 @@ __all__ = [
     "HOUSEKEEPING_EVENTS",
     "METRICS",
     "OUTCOMES",
+    "Run",
     "assign_runs",
     "clock_offsets",
     "compare_runs",
@@ -71,6 +74,7 @@ __all__ = [
     "find_stalls",
     "phase_durations",
     "run_stats",
+    "split_runs",
     "summarize",
     "summarize_runs",
 ]
@@ -116,13 +120,11 @@ _NO_TIME = np.iinfo(np.int64).max  # sorts frames without a time after every tim
 def assign_runs(df: pd.DataFrame) -> pd.DataFrame:
     """Return a copy of ``df`` with a ``run`` column saying which agent run each frame is in.
 
-    A run-trigger send (:data:`netra_ws.events.RUN_TRIGGER_TYPES`) starts a run; the frames
-    after it, up to the next trigger of the same trace, belong to it. Received frames that
-    carry a ``run_id`` go to the run that ``run_id`` was first seen in (or last sent with a
-    trigger), even when they arrive after a later trigger. A ``run_id`` that first appears
-    in a segment already answered by another ``run_id``, or before any trigger, makes a run
-    of its own, without a trigger. Frames before the first trigger that carry no ``run_id``
-    (``connection_established``, a probe's output-name-as-input) are in no run: ``run`` NA.
+    The rule is :func:`split_runs`' (read it there), applied to the table's rows in numpy:
+    in short, a run-trigger send starts a run, the frames after it up to the next trigger
+    of the same trace belong to it, and a received ``run_id`` keeps the frames that carry
+    it in the run where it was first seen. Frames in no run (``connection_established``,
+    a probe's output-name-as-input) have ``run`` NA.
 
     ``run`` is a string ``"<trace>#<n>"``: the trace file name without ``.jsonl`` (or the
     session id when there is no ``trace`` column) and the run's number in that trace, in
@@ -147,6 +149,143 @@ def assign_runs(df: pd.DataFrame) -> pd.DataFrame:
     run = np.full(len(df), -1, dtype=np.int64)
     run[base.order] = per_row
     return df.assign(run=labels.take(run, allow_fill=True))
+
+
+@dataclass(frozen=True)
+class Run:
+    """One agent run of :func:`split_runs`: where it is, what started it, its frames.
+
+    ``trigger`` and ``frames`` are positions in the list given to :func:`split_runs`;
+    ``frames`` are in receipt order and hold the trigger (first) and every frame of the run,
+    whatever its direction or kind (acks, heartbeats and errors too: filter what you
+    judge). ``label`` is the run's label in :func:`assign_runs`' ``run`` column.
+    """
+
+    stream: str  # the trace file without .jsonl, else the session id, else "?"
+    number: int  # 1, 2, … within the stream, in order of start
+    trigger: int | None  # the send that started it; None: a run without a trigger
+    frames: tuple[int, ...]
+
+    @property
+    def label(self) -> str:
+        return f"{self.stream}#{self.number}"
+
+
+def split_runs(records: Sequence[Mapping[str, Any]]) -> list[Run]:
+    """The agent runs in a list of trace records: THE definition of a run in this kit.
+
+    ``records`` are frame records with their normalized fields (a Trace's records, those
+    of :func:`netra_ws.trace.frame_record`, or the rows of a frame table as dicts); records
+    of another ``kind`` are skipped. Frames are grouped by stream (their ``trace`` when
+    the records have that key, else their ``session``) and put in receipt order
+    (``t_mono_ns``, then ``seq``; frames without ``t_mono_ns`` last). Then, per stream:
+
+    1. A run trigger (``dir`` "send", ``event`` in
+       :data:`netra_ws.events.RUN_TRIGGER_TYPES`) starts a run; the frames after it, up to
+       the next trigger (its *segment*), belong to it, sent frames included.
+    2. A received frame with a ``run_id`` is in that ``run_id``'s run, even after a later
+       trigger (a late event). A ``run_id`` belongs to the segment it is first received
+       in, or to that of the trigger that last sent it (a client choosing, or reusing, its
+       run ids). The first ``run_id`` received of a segment joins the trigger's run; any
+       other, and any received before the first trigger, makes a run of its own, without
+       a trigger, from its first frame.
+    3. Before the first trigger, the frames without a ``run_id`` are in no run
+       (``connection_established``, a probe's output-name-as-input), except from the first
+       received agent event (:data:`netra_ws.events.AGENT_EVENTS`) without a ``run_id`` on:
+       those make one run without a trigger (a capture of received frames only).
+    4. A frame that repeats another (same stream, ``seq`` and ``t_mono_ns``: a file loaded
+       twice) is in its run, right after it.
+
+    Runs are numbered per stream in order of start (their trigger, else their first frame)
+    and returned by stream, then number. :func:`assign_runs` labels a frame table by this
+    rule, with numpy; a test holds the two equal. Example::
+
+        >>> [(run.label, run.trigger, run.frames) for run in split_runs(trace.records)]
+        [('?#1', 1, (1, 2, 3, 4, 5, 6, 7))]
+    """
+    frames = [i for i, r in enumerate(records) if r.get("kind", "frame") == "frame"]
+    key = "trace" if any("trace" in records[i] for i in frames) else "session"
+    names: dict[str, int] = {}
+    for i in frames:
+        name = _text(records[i].get(key))
+        if name is not None:
+            names.setdefault(name, len(names))
+    # As in assign_runs: named streams by first appearance, the unnamed one last.
+    labels = [_stream_label(name) for name in names] + ["?"]
+
+    def receipt(i: int) -> tuple[int, int, int]:
+        name = _text(records[i].get(key))
+        stream = len(names) if name is None else names[name]
+        return stream, _whole(records[i].get("t_mono_ns")), _whole(records[i].get("seq"))
+
+    runs: list[tuple[int, int | None, list[int]]] = []  # stream, trigger, frames; by start
+    stream: _Stream | None = None
+    previous, code = (-1, -1, -1), None  # the previous frame, and its run
+    for i in sorted(frames, key=receipt):
+        at = receipt(i)
+        if at != previous or at[2] == _NO_TIME:  # else a repeat, in its original's run
+            if stream is None or at[0] != previous[0]:
+                stream = _Stream()
+            code = stream.place(records[i], len(runs))
+            if code == len(runs):  # a new run: the frame is its trigger or its first frame
+                runs.append((at[0], i if stream.segment == code else None, []))
+            previous = at
+        if code is not None:
+            runs[code][2].append(i)
+    numbers = [0] * len(labels)
+    out = []
+    for s, trigger, members in runs:
+        numbers[s] += 1
+        out.append(Run(labels[s], numbers[s], trigger, tuple(members)))
+    return out
+
+
+class _Stream:
+    """split_runs' walk through one stream: which run each frame is in, in receipt order."""
+
+    def __init__(self) -> None:
+        self.segment: int | None = None  # the run of the last trigger (rule 1)
+        self.before: int | None = None  # the run without trigger before it (rule 3)
+        self.run_of: dict[str, int] = {}  # run_id -> its run (rule 2)
+        self.claimed: dict[str, int] = {}  # run_id -> the segment of the trigger that sent it
+        self.answered: set[int] = set()  # segments a run_id has joined
+
+    def place(self, record: Mapping[str, Any], new: int) -> int | None:
+        """The run code of the next frame; ``new`` (the next free code) starts a run."""
+        direction, event = _text(record.get("dir")), _text(record.get("event"))
+        run_id = _text(record.get("run_id"))
+        if direction == "send" and event in RUN_TRIGGER_TYPES:
+            self.segment = new
+            if run_id is not None:
+                self.run_of.pop(run_id, None)
+                self.claimed[run_id] = new
+            return new
+        if direction == "receive" and run_id is not None:
+            if run_id not in self.run_of:
+                segment = self.claimed.pop(run_id, self.segment)
+                if segment is not None and segment not in self.answered:
+                    self.answered.add(segment)
+                    self.run_of[run_id] = segment
+                else:
+                    self.run_of[run_id] = new
+            return self.run_of[run_id]
+        if self.segment is not None:
+            return self.segment
+        if self.before is None and direction == "receive" and event in AGENT_EVENTS:
+            self.before = new
+        return self.before
+
+
+def _text(value: Any) -> str | None:
+    """A record's string field, None when it is missing or NA (rows of a table give NA)."""
+    return value if isinstance(value, str) else None
+
+
+def _whole(value: Any) -> int:
+    """A record's integer field, _NO_TIME when it is missing or NA (sorted last)."""
+    if isinstance(value, (int, np.integer)) and not isinstance(value, bool):
+        return int(value)
+    return _NO_TIME
 
 
 class _Base:
@@ -235,6 +374,23 @@ def _run_codes(base: _Base) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
     # Without run ids, a frame's run is its segment, anchored at the segment's trigger.
     anchor = np.where(seg > 0, trigger_pos[triggers_so_far - 1], -1)
+    # Before a stream's first trigger (a receive-only capture), the first received agent
+    # event without a run_id anchors the frames after it instead. Usually only the welcome
+    # frames are before the first trigger: look at those alone.
+    pre = np.flatnonzero(seg == 0)
+    pre_rows = rows[pre]
+    opens = pre[
+        is_recv[pre]
+        & base.event_in(AGENT_EVENTS, base.event[pre_rows])
+        & ~base.has_run_id[pre_rows]
+    ]
+    if len(opens):
+        streams, first = np.unique(stream_idx[opens], return_index=True)
+        opened_at = np.full(int(stream_idx[-1]) + 1, n, dtype=np.int64)
+        opened_at[streams] = opens[first]
+        start = opened_at[stream_idx[pre]]
+        after = pre >= start
+        anchor[pre[after]] = start[after]
 
     carriers = np.flatnonzero(base.has_run_id[rows] & (is_recv | is_trig))
     if len(carriers):
@@ -268,13 +424,16 @@ def _run_codes(base: _Base) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
             key_seg = claim_seg[new_key]
             # Number the run ids of one segment by first sight; the first one answers the
             # segment's trigger, the others (and any before the first trigger) get runs of
-            # their own.
+            # their own. A run_id a trigger sent may first come back segments later, so
+            # group by segment after ordering by time (a no-op when none does).
+            block = s[key_first].astype(np.int64) * span + key_seg
             by_time = _stable_order(key_first)
-            seen_at, seen_seg = key_first[by_time], key_seg[by_time]
-            same_block = np.zeros(len(seen_at), dtype=bool)
-            same_block[1:] = (s[seen_at[1:]] == s[seen_at[:-1]]) & (seen_seg[1:] == seen_seg[:-1])
-            rank = np.empty(len(seen_at), dtype=np.int64)
-            rank[by_time] = _rank_in_group(np.cumsum(~same_block))
+            by_block = by_time[_stable_order(block[by_time])]
+            seen_block = block[by_block]
+            same_block = np.zeros(len(by_block), dtype=bool)
+            same_block[1:] = seen_block[1:] == seen_block[:-1]
+            rank = np.empty(len(by_block), dtype=np.int64)
+            rank[by_block] = _rank_in_group(np.cumsum(~same_block))
             answers_trigger = (rank == 0) & (key_seg > 0)
             seg_trigger = trigger_pos[key_seg + before_stream[stream_idx[key_first]] - 1]
             anchor[found] = np.where(answers_trigger, seg_trigger, key_first)[key]

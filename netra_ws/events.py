@@ -54,6 +54,7 @@ __all__ = [
     "USER_MESSAGE_TYPES",
     "WRAPPER_TYPES",
     "Event",
+    "event_payload",
     "is_agent_event",
     "is_auth_failure",
     "is_demo_user",
@@ -225,6 +226,16 @@ def normalize_fields(frame: Mapping[str, Any] | str | bytes) -> dict[str, Any]:
     :func:`normalize`.
     """
     return _scalar_fields(_decode(frame))[0]
+
+
+def event_payload(obj: Mapping[str, Any], envelope: str) -> dict[str, Any]:
+    """:attr:`Event.payload` of a decoded frame whose ``envelope`` is already known.
+
+    A trace record stores ``envelope`` but not the payload (its ``data`` holds it): decode
+    ``data`` and call this to read event fields (``error_message``, ``user_id``…) as
+    :func:`normalize` would, without classifying the frame again.
+    """
+    return _payload(obj, envelope, _as_dict(obj.get("data")), _as_dict(obj.get("payload")))
 
 
 def _scalar_fields(

@@ -23,6 +23,11 @@ The checks of :func:`check_run`:
 - ``fields: <event>``: the profile's required fields, per event type;
 - ``time to first event``, ``largest gap``, ``total time``: the profile's timing budgets.
 
+Runs are those of :func:`netra_ws.analysis.split_runs` (one definition for the checks and
+the timing analysis); each run's received agent events, in receipt order, are judged. Frames
+are read as the trace writer normalized them; a frame's text is decoded only when a check
+reads the object itself (the field checks, an error's message).
+
 Only frames the client *received* are judged: a frame the client sent is never validated as
 if the server had produced it (the Issue #937 mistake). A check with nothing to look at is
 ``inconclusive``, never ``passed``: without agent events every check but ``agent events``
@@ -37,6 +42,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from importlib import resources
 from itertools import pairwise
 from pathlib import Path
@@ -45,14 +51,9 @@ from typing import Any, Final, Literal
 
 import pandas as pd
 
-from .events import (
-    AGENT_EVENTS,
-    RUN_TRIGGER_TYPES,
-    TERMINAL_EVENTS,
-    Event,
-    json_kind,
-    normalize,
-)
+from .analysis import split_runs
+from .events import AGENT_EVENTS, TERMINAL_EVENTS, event_payload
+from .trace import complete_frame_record
 
 __all__ = [
     "BUDGET_KEYS",
@@ -361,15 +362,63 @@ def _budgets(value: Any, where: str) -> dict[str, float]:
 
 @dataclass(frozen=True)
 class _Frame:
-    """One recorded frame, decoded once: what every check reads."""
+    """One recorded frame: its trace record, normalized fields included, and what checks read.
 
+    The record's fields (``event``, ``tool_name``, ``error_code``, ``envelope``,
+    ``parse_error``) are the trace writer's normalization, read as they are; the raw text
+    is decoded only when a check reads the object itself (``obj``, ``payload``), once.
+    """
+
+    index: int  # the record's position in the list split_runs was given
     seq: int
     dir: str
     t_mono_ns: int | None
-    name: str | None
-    obj: dict[str, Any] | None  # the decoded JSON object, None when it did not parse
-    event: Event | None
-    problem: str | None = None  # why obj is None: the trace's parse_error, or the decoder's
+    record: Mapping[str, Any]
+
+    @property
+    def name(self) -> str | None:
+        return self.record.get("event")
+
+    @property
+    def tool_name(self) -> str | None:
+        return self.record.get("tool_name")
+
+    @property
+    def error_code(self) -> str | None:
+        return self.record.get("error_code")
+
+    @property
+    def envelope(self) -> str | None:
+        return self.record.get("envelope")
+
+    @property
+    def problem(self) -> str | None:
+        """Why the frame is not a JSON object (the trace's ``parse_error``), else None."""
+        record = self.record
+        if record.get("parse_error") or record.get("opcode") == "binary":
+            return str(record.get("parse_error") or "binary frame, not parsed")
+        if not isinstance(record.get("data"), str):
+            return "no text recorded"
+        return None
+
+    @cached_property
+    def obj(self) -> dict[str, Any] | None:
+        """The frame's JSON object, None when it has none (see ``problem``)."""
+        if self.problem is not None:
+            return None
+        try:
+            obj = json.loads(self.record["data"])
+        except (ValueError, RecursionError):
+            # Integers of 4,300+ digits: only the writer's decoder (events) reads them.
+            return None
+        return obj if isinstance(obj, dict) else None
+
+    @cached_property
+    def payload(self) -> dict[str, Any]:
+        """The event's fields wherever its envelope put them (:attr:`events.Event.payload`)."""
+        if self.obj is None or self.envelope is None:
+            return {}
+        return event_payload(self.obj, self.envelope)
 
     @property
     def ref(self) -> str:
@@ -384,66 +433,54 @@ FrameSource = Any  # Trace | Collected | Iterable[Received | dict] | pandas.Data
 
 
 def _records(source: FrameSource) -> list[dict[str, Any]]:
-    """Trace records from any of the accepted sources (see the module docstring)."""
+    """Trace records from any of the accepted sources (see the module docstring): copies,
+    their frames completed with the normalized fields (:func:`complete_frame_record`)."""
     if isinstance(source, pd.DataFrame):
         table = source.astype(object).where(source.notna(), None)
-        return [{"kind": "frame", **row} for row in table.to_dict("records")]
-    records = getattr(source, "records", None)  # Trace (a list) or Session (a method)
-    if callable(records):
-        records = records()
-    if records is None:
-        records = getattr(source, "frames", source)  # Collected holds Received frames
-    if isinstance(records, (str, bytes, Mapping)) or not isinstance(records, Iterable):
-        raise TypeError(
-            "expected a Trace, a session's records(), a Collected, or a list of trace "
-            f"records / received frames, not {type(source).__name__}"
-        )
-    out = []
-    for item in records:
-        record = getattr(item, "record", item)  # a Received carries its trace record
-        if not isinstance(record, Mapping):
-            raise TypeError(f"not a trace record: {type(item).__name__}")
-        out.append(dict(record))
+        out = [{"kind": "frame", **row} for row in table.to_dict("records")]
+    else:
+        records = getattr(source, "records", None)  # Trace (a list) or Session (a method)
+        if callable(records):
+            records = records()
+        if records is None:
+            records = getattr(source, "frames", source)  # Collected holds Received frames
+        if isinstance(records, (str, bytes, Mapping)) or not isinstance(records, Iterable):
+            raise TypeError(
+                "expected a Trace, a session's records(), a Collected, or a list of trace "
+                f"records / received frames, not {type(source).__name__}"
+            )
+        out = []
+        for item in records:
+            record = getattr(item, "record", item)  # a Received carries its trace record
+            if not isinstance(record, Mapping):
+                raise TypeError(f"not a trace record: {type(item).__name__}")
+            out.append(dict(record))
+    for record in out:
+        if record.get("kind") == "frame":
+            # A record made by hand may not say that its text is text.
+            if "opcode" not in record and isinstance(record.get("data"), str):
+                record["opcode"] = "text"
+            complete_frame_record(record)
     return out
 
 
-def _frames(records: Iterable[Mapping[str, Any]]) -> list[_Frame]:
+def _frames(records: list[dict[str, Any]]) -> list[_Frame]:
+    """The frame records as _Frames, in seq order."""
     frames = []
-    for record in records:
+    for index, record in enumerate(records):
         if record.get("kind") != "frame":
             continue
-        obj, problem = _decode(record)
-        event = normalize(obj) if obj is not None else None
-        name = record.get("event") or (event.event if event is not None else None)
         t_mono = record.get("t_mono_ns")
         frames.append(
             _Frame(
+                index=index,
                 seq=int(record.get("seq") or 0),
                 dir=str(record.get("dir") or "receive"),
                 t_mono_ns=int(t_mono) if isinstance(t_mono, (int, float)) else None,
-                name=name,
-                obj=obj,
-                event=event,
-                problem=problem,
+                record=record,
             )
         )
     return sorted(frames, key=lambda f: f.seq)
-
-
-def _decode(record: Mapping[str, Any]) -> tuple[dict[str, Any] | None, str | None]:
-    """The frame's JSON object, or None and why it has none."""
-    if record.get("parse_error") or record.get("opcode") == "binary":
-        return None, str(record.get("parse_error") or "binary frame, not parsed")
-    data = record.get("data")
-    if not isinstance(data, str):
-        return None, "no text recorded"
-    try:
-        obj = json.loads(data)
-    except (ValueError, RecursionError):
-        return None, "not JSON"
-    if not isinstance(obj, dict):
-        return None, f"JSON {json_kind(obj)}, not an object"
-    return obj, None
 
 
 # --- runs ------------------------------------------------------------------------------------
@@ -453,7 +490,6 @@ def _decode(record: Mapping[str, Any]) -> tuple[dict[str, Any] | None, str | Non
 class _Run:
     """The agent events of one run, and the trigger (``user_message`` …) that started it."""
 
-    key: str
     events: list[_Frame]
     trigger: _Frame | None
     label: str = ""
@@ -463,31 +499,29 @@ class _Run:
         return [f.name or "?" for f in self.events]
 
 
-def _triggers(frames: list[_Frame]) -> list[_Frame]:
-    return [f for f in frames if not f.received and f.name in RUN_TRIGGER_TYPES]
+def _runs(records: list[dict[str, Any]], frames: list[_Frame]) -> tuple[list[_Run], list[_Frame]]:
+    """The runs that received agent events, and every run trigger, as analysis defines them.
 
-
-def _runs(frames: list[_Frame], triggers: list[_Frame]) -> list[_Run]:
-    """Group the received agent events into runs, by ``run_id``.
-
-    Events without a run_id are grouped by the trigger they follow, so two runs on one
-    connection from a server that sends no ids are still told apart.
+    :func:`netra_ws.analysis.split_runs` says which frames make a run; a run's ``events``
+    are its received agent events, in receipt order. A trigger whose run got none is
+    unanswered (see 'agent events').
     """
-    runs: dict[str, _Run] = {}
-    for frame in frames:
-        if not frame.received or frame.name not in AGENT_EVENTS:
-            continue
-        before = [t for t in triggers if t.seq < frame.seq]
-        run_id = frame.event.run_id if frame.event is not None else None
-        key = f"run_id {run_id}" if run_id else f"after #{before[-1].seq if before else 0}"
-        if key not in runs:
-            runs[key] = _Run(key, [], before[-1] if before else None)
-        runs[key].events.append(frame)
+    by_index = {f.index: f for f in frames}
+    runs, triggers = [], []
+    for run in split_runs(records):
+        trigger = by_index[run.trigger] if run.trigger is not None else None
+        if trigger is not None:
+            triggers.append(trigger)
+        events = [
+            f for f in (by_index[i] for i in run.frames) if f.received and f.name in AGENT_EVENTS
+        ]
+        if events:
+            runs.append(_Run(events, trigger))
     # Name runs only when there are several: "run #3" is the seq of its first event.
     many = len(runs) > 1
-    for run in runs.values():
+    for run in runs:
         run.label = f"run #{run.events[0].seq}: " if many else ""
-    return list(runs.values())
+    return runs, triggers
 
 
 def _trigger_ref(trigger: _Frame) -> str:
@@ -516,8 +550,7 @@ def check_run(
     limits = {k: v for k, v in limits.items() if v is not None}
     records = _records(frames)
     all_frames = _frames(records)
-    triggers = _triggers(all_frames)
-    runs = _runs(all_frames, triggers)
+    runs, triggers = _runs(records, all_frames)
 
     checks = Checks([_check_arrived(all_frames, triggers, runs), _check_parsed(all_frames)])
     if not runs:
@@ -598,7 +631,7 @@ def _check_arrived(frames: list[_Frame], triggers: list[_Frame], runs: list[_Run
 def _check_parsed(frames: list[_Frame]) -> CheckResult:
     name = "frames parse"
     received = [f for f in frames if f.received]
-    bad = [f for f in received if f.obj is None]
+    bad = [f for f in received if f.problem is not None]
     if not received:
         return CheckResult(name, INCONCLUSIVE, "The server sent no frames in these records.")
     if not bad:
@@ -632,11 +665,11 @@ def _no_events_explanation(triggers: list[_Frame], frames: list[_Frame]) -> str:
     refs = ", ".join(_trigger_ref(t) for t in triggers)
     text = f"No agent events arrived after {refs}"
     acks = [f for f in replies if f.name == "ack"]
-    errors = [f for f in replies if f.event is not None and f.event.envelope == "error"]
+    errors = [f for f in replies if f.envelope == "error"]
     if errors:
         error = errors[0]
-        message = (error.obj or {}).get("error_message") or error.event.payload.get("message")
-        text += f"; the server answered {error.ref} {error.event.error_code or ''}: {message}."
+        message = (error.obj or {}).get("error_message") or error.payload.get("message")
+        text += f"; the server answered {error.ref} {error.error_code or ''}: {message}."
     elif acks:
         text += (
             f"; the server answered {acks[0].ref}: it treats {triggers[0].name} as an unknown"
@@ -651,7 +684,7 @@ def _no_events_explanation(triggers: list[_Frame], frames: list[_Frame]) -> str:
         "user_message into an internal type, while the alias type 'message' still started runs)"
     ]
     welcome = next((f for f in frames if f.received and f.name == "connection_established"), None)
-    user = welcome.event.payload.get("user_id") if welcome and welcome.event else None
+    user = welcome.payload.get("user_id") if welcome else None
     if isinstance(user, str) and user.startswith(_DEMO_USER_PREFIX):
         causes.append(
             f"the connection is the demo user: {welcome.ref} says user_id {user!r} (no token, "
@@ -681,8 +714,8 @@ def _check_required(runs: list[_Run], prof: Profile) -> CheckResult:
             continue
         last = run.events[-1]
         ending = ""
-        if last.name == "agent_error" and last.event is not None:
-            message = last.event.payload.get("error_message") or last.event.payload.get("message")
+        if last.name == "agent_error":
+            message = last.payload.get("error_message") or last.payload.get("message")
             ending = f"; the run ended with {last.ref}: {message}"
         problems.append(
             f"{run.label}{', '.join(missing)} missing from the run "
@@ -798,7 +831,7 @@ def _check_pairing(runs: list[_Run]) -> CheckResult:
         for frame in run.events:
             if frame.name not in ("tool_executing", "tool_completed"):
                 continue
-            tool = frame.event.tool_name if frame.event is not None else None
+            tool = frame.tool_name
             if tool is None:
                 problems.append(f"{run.label}{frame.ref} has no tool_name, so it cannot be paired")
                 evidence.append(frame.seq)
@@ -968,7 +1001,9 @@ def _seconds(a: _Frame, b: _Frame) -> float | None:
 def _first_event(run: _Run, limit: float) -> tuple[Status, str, list[int]]:
     first = run.events[0]
     if run.trigger is None:
-        return INCONCLUSIVE, f"no run trigger was sent before {first.ref}: nothing to time", []
+        # A run of its own: nothing was sent, or another run answered the trigger.
+        text = f"no run trigger was sent for this run before {first.ref}: nothing to time"
+        return INCONCLUSIVE, text, []
     elapsed = _seconds(run.trigger, first)
     if elapsed is None:
         return INCONCLUSIVE, "the frames carry no t_mono_ns: nothing to time", []
@@ -1024,7 +1059,7 @@ def check_connection(records: FrameSource) -> CheckResult:
         return CheckResult(name, FAILED, f"nothing was received after connecting{closed}.")
     first = frames[0]
     if first.name != "connection_established":
-        if first.event is not None and first.event.error_code == "AUTH_FAILED":
+        if first.error_code == "AUTH_FAILED":
             return CheckResult(
                 name,
                 FAILED,
@@ -1039,7 +1074,7 @@ def check_connection(records: FrameSource) -> CheckResult:
             f"the first frame received is {first.ref}, not connection_established{closed}.",
             evidence=(first.seq,),
         )
-    payload = first.event.payload if first.event is not None else {}
+    payload = first.payload
     after = ""
     if opened is not None and isinstance(opened.get("t_mono_ns"), int) and first.t_mono_ns:
         ms = (first.t_mono_ns - opened["t_mono_ns"]) / 1e6 + float(opened.get("connect_ms") or 0)
@@ -1134,6 +1169,6 @@ def _describe_reply(frame: _Frame) -> str:
     if frame.name == "ack":
         received = (frame.obj or {}).get("received_type")
         return f"{frame.ref} (received_type {received!r}: handled as an unknown input type)"
-    if frame.event is not None and frame.event.envelope == "error":
-        return f"{frame.ref} {frame.event.error_code or ''}".rstrip()
+    if frame.envelope == "error":
+        return f"{frame.ref} {frame.error_code or ''}".rstrip()
     return frame.ref

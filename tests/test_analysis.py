@@ -3,6 +3,7 @@ is computed by hand from the milliseconds written in the test."""
 
 from __future__ import annotations
 
+import json
 import math
 from typing import Any
 
@@ -11,6 +12,8 @@ import pandas as pd
 import pytest
 from conftest import run, t
 from helpers.scripts import MONO0, WALL0, Script, one_run, three_runs
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from netra_ws import analysis
 from netra_ws.analysis import (
@@ -21,10 +24,11 @@ from netra_ws.analysis import (
     find_stalls,
     phase_durations,
     run_stats,
+    split_runs,
     summarize,
     summarize_runs,
 )
-from netra_ws.trace import Trace, load_traces
+from netra_ws.trace import Trace, frame_record, load_traces
 
 
 @pytest.fixture
@@ -137,6 +141,28 @@ def test_server_ignoring_the_clients_run_id_does_not_split_the_run():
     assert stats["outcome"].iloc[0] == "completed"
 
 
+def test_a_run_id_sent_with_a_trigger_that_another_answered_is_a_run_of_its_own():
+    """The rule of split_runs, even when the run_id comes back only after later triggers."""
+    s = Script()
+    s.send(0, run_id="R").event(100, "agent_started", "S")  # the server ignored R
+    s.send(200).event(300, "agent_started", "T")
+    s.event(400, "agent_started", "R")  # late, and its trigger was answered by S
+    expected = ["s1#1", "s1#1", "s1#2", "s1#2", "s1#3"]
+    assert strings(assign_runs(s.frame())["run"]) == expected
+    assert [r.frames for r in split_runs(s.writer.records)] == [(0, 1), (2, 3), (4,)]
+
+
+def test_agent_events_before_any_trigger_without_run_id_make_one_run():
+    """Received frames only (a Collected, a second tab) from a server that sends no run_id."""
+    s = Script()
+    s.status(0, "connection_established")
+    s.event(100, "agent_started", None).status(150, "heartbeat")
+    s.event(200, "agent_completed", None)
+    assert strings(assign_runs(s.frame())["run"]) == [None, "s1#1", "s1#1", "s1#1"]
+    stats = run_stats(s.frame())
+    assert strings(stats["trigger"]) == [None] and stats["outcome"].iloc[0] == "completed"
+
+
 def test_output_names_sent_as_input_start_no_run():
     """The #937 mistake: sending agent_started is not a trigger."""
     s = Script()
@@ -170,6 +196,89 @@ def test_an_existing_run_column_is_used_as_it_is(df):
     stats = run_stats(labelled)
     assert strings(stats["run"]) == ["mine"]
     assert stats["trigger_seq"].iloc[0] == 2  # the first trigger of the run
+
+
+# --- one definition of a run: split_runs (records) and assign_runs (a table) agree ---------
+
+# Small alphabets, so that triggers, reused run ids, late events and repeats all happen.
+_DIRS = ("send", "receive")
+_NAMES = (
+    "user_message",
+    "start_agent",
+    "agent_started",
+    "agent_thinking",
+    "agent_completed",
+    "agent_error",
+    "connection_established",
+    "heartbeat",
+    "ack",
+)
+_RUN_IDS = (None, "A", "B", "C")
+_STEP = st.tuples(
+    st.sampled_from(_DIRS),
+    st.sampled_from(_NAMES),
+    st.sampled_from(_RUN_IDS),
+    st.integers(-2, 3),  # time step in ms: 0 and negative steps put seq and time apart
+    st.integers(0, 9),  # 0: the frame has no t_mono_ns, 1: it is written twice
+)
+
+
+def _stream_records(steps: list[tuple[str, str, str | None, int, int]]) -> list[dict]:
+    """Trace records of one stream, as the writer makes them, from hypothesis' steps."""
+    records, t = [], MONO0
+    for seq, (direction, name, run_id, step, odd) in enumerate(steps, 1):
+        t += step * 1_000_000
+        obj = {"type": name, "payload": {}} | ({"run_id": run_id} if run_id else {})
+        record = frame_record(seq, direction, json.dumps(obj), t_wall_ns=WALL0, t_mono_ns=t)
+        if odd == 0:
+            del record["t_mono_ns"]
+        records += [record, dict(record)] if odd == 1 else [record]
+    return records
+
+
+def split_labels(records: list[dict]) -> list[str | None]:
+    """split_runs' run of each record, as assign_runs labels it."""
+    labels: list[str | None] = [None] * len(records)
+    for r in split_runs(records):
+        for i in r.frames:
+            labels[i] = r.label
+    return labels
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.lists(_STEP, max_size=25), min_size=1, max_size=3), st.randoms())
+def test_split_runs_and_assign_runs_agree(streams, rnd):
+    tables = [
+        Trace({"session": f"s{n}"}, _stream_records(steps)).to_frame().assign(trace=f"t{n}.jsonl")
+        for n, steps in enumerate(streams)
+    ]
+    df = pd.concat(tables, ignore_index=True)
+    df = df.iloc[rnd.sample(range(len(df)), len(df))].reset_index(drop=True)  # any row order
+    assert strings(assign_runs(df)["run"]) == split_labels(df.to_dict("records"))
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(_STEP, max_size=30))
+def test_split_runs_of_a_traces_records_are_assign_runs_of_its_table(steps):
+    trace = Trace({"session": "s1"}, _stream_records(steps))
+    # The records name no session (the header does): the runs are the same, only the
+    # stream's name differs.
+    expected = [
+        None if v is None else v.replace("s1#", "?#")
+        for v in strings(assign_runs(trace.to_frame())["run"])
+    ]
+    assert split_labels(trace.records) == expected
+
+
+def test_split_runs_states_the_rule_on_three_runs():
+    records = three_runs().writer.records  # positions are seq - 1
+    runs = split_runs(records)
+    assert [(r.label, r.trigger) for r in runs] == [("?#1", 1), ("?#2", 9), ("?#3", 10)]
+    # The welcome is in no run; the heartbeat (6) is in the run it came in.
+    assert [r.frames for r in runs] == [tuple(range(1, 9)), (9,), (10, 11, 12)]
+    # Records of other kinds (marks, open, close) are skipped.
+    marked = [{"kind": "open", "t_mono_ns": 0}, *records]
+    assert [r.frames[0] for r in split_runs(marked)] == [2, 10, 11]
 
 
 # --- argument checks ------------------------------------------------------------------------
@@ -761,6 +870,8 @@ def test_public_names():
         "summarize",
         "summarize_runs",
         "compare_runs",
+        "split_runs",
+        "Run",
     }
     for name in analysis.__all__:
         assert getattr(analysis, name).__doc__ or name.isupper(), name

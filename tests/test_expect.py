@@ -4,10 +4,14 @@ with the right explanation and evidence, when it must. Pure: no server, no socke
 from __future__ import annotations
 
 import json
+from collections import Counter
 
 import pandas as pd
 import pytest
 
+from netra_ws import events
+from netra_ws.analysis import assign_runs
+from netra_ws.events import AGENT_EVENTS, RUN_TRIGGER_TYPES
 from netra_ws.expect import (
     FAILED,
     INCONCLUSIVE,
@@ -702,3 +706,136 @@ def test_a_run_cut_by_a_server_close_says_so():
     # The client's own close at the end of a session is not news.
     records[-1] = {"kind": "close", "code": 1000, "initiated_by": "client"}
     assert "closed" not in check_run(records)["order"].explanation
+
+
+# --- runs: the checks use analysis's definition (issue #13) ----------------------------------
+# Each case is a place where expect and analysis.assign_runs once disagreed on what a run is.
+# ``runs`` is the one answer: per run, the trigger's seq (None: a run without one) and the
+# seqs of its received agent events in receipt order. ``verdicts`` are what check_run says.
+
+
+def run_message(run_id: str | None = None) -> dict:
+    return {**user_message(), "run_id": run_id} if run_id else user_message()
+
+
+def analysis_runs(table: pd.DataFrame) -> list[tuple[int | None, list[int]]]:
+    """The runs of assign_runs, in the shape of ``RUN_CASES``' expectations."""
+    labelled = assign_runs(table).sort_values(["t_mono_ns", "seq"], kind="stable")
+    out = []
+    for _, run in labelled.dropna(subset=["run"]).groupby("run", sort=False):
+        trigger = run[(run["dir"] == "send") & run["event"].isin(RUN_TRIGGER_TYPES)]
+        events = run[(run["dir"] == "receive") & run["event"].isin(AGENT_EVENTS)]
+        out.append((int(trigger["seq"].iloc[0]) if len(trigger) else None, events["seq"].tolist()))
+    return sorted(out, key=lambda r: r[1][0] if r[1] else r[0])
+
+
+def two_traces() -> pd.DataFrame:
+    """Two traces (one run each, same run_id, same seqs) in one table, as load_traces makes."""
+    tables = [
+        Trace({"kind": "meta", "session": name}, frames(*good_run())).to_frame()
+        for name in ("a", "b")
+    ]
+    return pd.concat(
+        [t.assign(trace=f"{n}.jsonl") for n, t in zip("ab", tables, strict=True)],
+        ignore_index=True,
+    )
+
+
+RUN_CASES = {
+    # Agent events without run_id and no trigger (a Collected holds only received frames):
+    # analysis put them in no run; they are one run without a trigger.
+    "no-trigger-no-run-id": (
+        frames(*(bridge(e, None) for e in RUN)),
+        [(None, [1, 2, 3, 4, 5])],
+        {"agent events": PASSED, "order": PASSED},
+    ),
+    # The client sends its run_id with each user_message (the server echoes it): expect
+    # merged the two runs into one and failed its order.
+    "client-reuses-its-run-id": (
+        frames(
+            ("send", run_message("mine")),
+            *(bridge(e, "mine") for e in RUN),
+            ("send", run_message("mine")),
+            *(bridge(e, "mine") for e in RUN),
+        ),
+        [(1, [2, 3, 4, 5, 6]), (7, [8, 9, 10, 11, 12])],
+        {"agent events": PASSED, "order": PASSED},
+    ),
+    # The first event carries no run_id, the others do: expect made two runs of it.
+    "run-id-from-the-second-event": (
+        frames(("send", user_message()), bridge("agent_started", None), *good_run()[2:]),
+        [(1, [2, 3, 4, 5, 6])],
+        {"agent events": PASSED, "order": PASSED},
+    ),
+    # A second run_id after one trigger is a run of its own, with no trigger to time it
+    # from: expect timed both from the trigger the first run_id answered.
+    "second-run-id-after-one-trigger": (
+        frames(
+            ("send", user_message()),
+            bridge("agent_started", "A"),
+            bridge("agent_started", "X"),
+            bridge("agent_completed", "A"),
+            bridge("agent_completed", "X"),
+        ),
+        [(1, [2, 4]), (None, [3, 5])],
+        {"agent events": PASSED, "order": PASSED, "time to first event": INCONCLUSIVE},
+    ),
+    # Receipt order is t_mono_ns, then seq: expect went by seq alone.
+    "receipt-order": (
+        frames(
+            ("send", user_message(), 0.0),
+            ("receive", bridge("agent_thinking"), 0.3),
+            ("receive", bridge("agent_started"), 0.2),
+            ("receive", bridge("agent_completed"), 0.4),
+        ),
+        [(1, [3, 2, 4])],
+        {"agent events": PASSED, "order": PASSED},
+    ),
+    # Two traces in one table: expect mixed their frames (same seqs, same run_id).
+    "two-traces-in-one-table": (
+        two_traces(),
+        [(1, [2, 3, 4, 5, 6]), (1, [2, 3, 4, 5, 6])],
+        {"agent events": PASSED, "order": PASSED},
+    ),
+}
+
+
+@pytest.mark.parametrize(("source", "runs", "verdicts"), RUN_CASES.values(), ids=RUN_CASES)
+def test_runs_are_those_of_analysis(source, runs, verdicts):
+    table = source if isinstance(source, pd.DataFrame) else Trace({}, source).to_frame()
+    assert analysis_runs(table) == runs
+    checks = check_run(source, {"name": "runs", "budgets": {"first_event_s": 30}})
+    assert {name: checks[name].status for name in verdicts} == verdicts, checks.explain()
+    if verdicts.get("time to first event") == INCONCLUSIVE:
+        assert "run #3: no run trigger was sent for this run before agent_started #3" in (
+            checks["time to first event"].explanation
+        )
+
+
+# --- frames are read as the trace writer normalized them (issue #13) -------------------------
+
+
+def test_recorded_fields_are_read_not_normalized_again(monkeypatch):
+    """Every frame record holds its normalized fields: the checks never normalize again,
+    and decode a frame's text only when they read the object, once."""
+    records = frames(welcome(), *good_run())
+
+    def no_normalizing(*_):
+        raise AssertionError("normalized again")
+
+    monkeypatch.setattr(events, "_scalar_fields", no_normalizing)
+    decoded: Counter[str] = Counter()
+    loads = json.loads
+    monkeypatch.setattr(
+        json, "loads", lambda text, **kw: decoded.update([text]) or loads(text, **kw)
+    )
+    assert check_run(records).status == PASSED
+    assert max(decoded.values()) == 1
+    assert records[0]["data"] not in decoded  # the welcome: no check reads its object
+
+
+def test_hand_made_records_without_the_normalized_fields_are_completed():
+    made = frames(("send", user_message()), *(bridge(e) for e in RUN))
+    bare = [{key: r[key] for key in ("kind", "seq", "dir", "t_mono_ns", "data")} for r in made]
+    assert check_run(bare).to_frame().equals(check_run(made).to_frame())
+    assert "event" not in bare[0]  # the caller's records are left as they are
