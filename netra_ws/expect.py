@@ -52,7 +52,13 @@ from typing import Any, Final, Literal
 import pandas as pd
 
 from .analysis import split_runs
-from .events import AGENT_EVENTS, TERMINAL_EVENTS, event_payload
+from .events import (
+    AGENT_EVENTS,
+    TERMINAL_EVENTS,
+    event_payload,
+    is_demo_user,
+    is_fallback_user,
+)
 from .trace import complete_frame_record
 
 __all__ = [
@@ -96,7 +102,6 @@ DEFAULT_PROFILE = "netra-bridge"
 # Frames that are never a reply to anything: the welcome queued at connect time (the #937
 # trap) and the server's idle heartbeats.
 _NOT_REPLIES = ("connection_established", "heartbeat")
-_DEMO_USER_PREFIX = "demo-use"  # connection_established cuts user ids to 8 chars + "..."
 _PROFILE_KEYS = frozenset(
     {"name", "description", "source", "required_events", "fields", "alternatives", "budgets"}
 )
@@ -679,24 +684,30 @@ def _no_events_explanation(triggers: list[_Frame], frames: list[_Frame]) -> str:
         text += f"; only {', '.join(f.ref for f in replies)} came back."
     else:
         text += "; nothing at all came back."
-    causes = [
-        "the server swallowed the input without a reply (the 2025-09 routing quirk turned "
-        "user_message into an internal type, while the alias type 'message' still started runs)"
-    ]
     welcome = next((f for f in frames if f.received and f.name == "connection_established"), None)
     user = welcome.payload.get("user_id") if welcome else None
-    if isinstance(user, str) and user.startswith(_DEMO_USER_PREFIX):
-        causes.append(
+    if welcome is not None and is_demo_user(user):
+        causes = [
             f"the connection is the demo user: {welcome.ref} says user_id {user!r} (no token, "
-            "or the server's DEMO_MODE), for whom no agent may run — connect with a real token"
-        )
-    elif isinstance(user, str) and user.startswith("relaxed"):
-        causes.append(
+            "or the server's DEMO_MODE), so the server did not use the token and this says "
+            "nothing about a real user — probe a server that enforces auth, with a valid token"
+        ]
+    elif welcome is not None and is_fallback_user(user):
+        causes = [
             f"the token was not accepted: {welcome.ref} says user_id {user!r}, a made-up user "
             "of the relaxed auth level — connect with a valid token"
-        )
+        ]
+    elif welcome is not None and isinstance(user, str):
+        causes = [
+            f"the server swallowed the input: {welcome.ref} accepted the connection as "
+            f"{user!r}, so authentication is not the cause; the backend of the #937 commit "
+            "answered no input at all (PROTOCOL.md §8) — a server-side defect"
+        ]
     else:
-        causes.append("the connection is not authenticated as a real user — connect with a token")
+        causes = [
+            "the server swallowed the input without a reply (no connection_established says "
+            "which user the connection is)"
+        ]
     causes.append("the agent takes longer than the collection window — collect for longer")
     return (
         f"{text} Likely causes: "

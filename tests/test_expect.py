@@ -167,13 +167,24 @@ def test_no_agent_events_after_user_message_fails_with_likely_causes():
     text = arrived.explanation
     assert "No agent events arrived after user_message #2 (flat form)" in text
     assert "nothing at all came back" in text
-    assert "swallowed" in text
+    assert "says nothing about a real user" in text
     assert "demo user" in text and "connection_established #1 says user_id 'demo-use...'" in text
     assert "not a pass" in text
     # The welcome frame parses; everything else had nothing to judge: inconclusive.
     assert checks["frames parse"].status == PASSED
     assert {c.status for c in checks[2:]} == {INCONCLUSIVE}
     assert checks.status == FAILED
+
+
+def test_no_agent_events_for_the_tokens_own_user_is_not_blamed_on_authentication():
+    """Accepted as a real user and still nothing: the check says the input was swallowed and
+    that authentication is not the cause (PROTOCOL.md §8), never "connect with a token"."""
+    checks = check_run(frames(welcome("alice-12..."), ("send", user_message())))
+    text = checks["agent events"].explanation
+    assert "the server swallowed the input" in text
+    assert "accepted the connection as 'alice-12...'" in text
+    assert "authentication is not the cause" in text
+    assert "connect with a token" not in text and "demo user" not in text
 
 
 def test_events_the_client_sent_are_never_validated():

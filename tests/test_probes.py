@@ -123,7 +123,7 @@ def test_workflow_probe_fails_on_staging_937_and_says_why(make_server, tmp_path)
     assert result.status == FAILED
     text = result.explanation
     assert "No agent events arrived after user_message #2 (flat form), user_message #3" in text
-    assert "swallowed" in text
+    assert "the connection is the demo user" in text
     assert "connection_established #1 says user_id 'demo-use...'" in text
     assert result.facts["agent_events"] == 0
     # The frames that did come parse; no check about agent events may pass.

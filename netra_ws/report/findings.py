@@ -91,8 +91,8 @@ def _auth_words(records: Sequence[Mapping[str, Any]]) -> str:
 def _demo_user_note(user_id: Any) -> str:
     if is_demo_user(user_id):
         return (
-            " That is the demo user: the server did not take a token (none sent, or its"
-            " DEMO_MODE), and the demo user gets no agent runs on staging."
+            " That is the demo user: the server did not use the token (none sent, or its"
+            " DEMO_MODE)."
         )
     return ""
 
