@@ -5,12 +5,15 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import json
 import logging
 import sys
+import textwrap
 from collections.abc import Callable, Sequence
 from typing import TypeVar
 
 from .server import (
+    AUTH_FAILURES,
     AUTH_MODES,
     DIALECTS,
     ReferenceServer,
@@ -20,12 +23,40 @@ from .server import (
     parse_fault,
 )
 from .server.faults import FAULT_GRAMMAR
-from .tokens import SECRET_ENV, mint_token
+from .tokens import DEFAULT_ENVIRONMENT, ENVIRONMENTS, SECRET_ENV, mint_token
 
 __all__ = ["main"]
 
 
+_DIALECT_LINES = "\n".join(
+    textwrap.fill(
+        d.description, width=92, initial_indent=f"  {d.name:<16}", subsequent_indent=" " * 18
+    )
+    for d in DIALECTS.values()
+)
+
 _SERVE_EPILOG = f"""\
+dialects (--dialect; every one combines with every --auth mode):
+{_DIALECT_LINES}
+
+auth modes (--auth):
+  demo      everyone is demo-user-001, token or not (the backend's dev default, DEMO_MODE)
+  relaxed   a valid token is its sub; no or a bad token becomes a made-up relaxed_NNNN user
+  strict    production: no or a bad token is refused after the handshake (--auth-failure)
+  reject    HTTP 401 without a token, 403 with a bad one (what the staging e2e tests expected)
+
+refusal styles in strict mode (--auth-failure; default: the dialect's):
+  auth-failed       flat AUTH_FAILED error naming the failed claim, close 1008 (as written)
+  connection-error  CONNECTION_ERROR status frame, close 1011 "main mode error" (as it ran
+                    at 538297d; staging-937's default)
+A token is valid when signed with --secret (HS256), unexpired, token_type "access", issuer
+netra-auth-service, audience netra-platform and env equal to --env: what `netra-ws token`
+and the backend's auth service mint. Each refusal is logged with the claim that failed.
+
+endpoints: /api/v1/websocket and /ws (main mode), /websocket and /ws/test (legacy mode),
+/ws/factory and /ws/isolated (staging-937: crash as they did; others: main mode),
+GET /ws/health and /ws/config; any other path: HTTP 403 with an empty body.
+
 fault SPEC grammar (--fault, repeatable):
 
 {FAULT_GRAMMAR}
@@ -67,6 +98,8 @@ def _serve(args: argparse.Namespace) -> int:
         port=args.port,
         auth=args.auth,
         dialect=args.dialect,
+        auth_failure=args.auth_failure,
+        environment=args.env,
         secret=args.secret,
         heartbeat_interval=args.heartbeat_interval,
         max_message_size=args.max_message_size,
@@ -92,8 +125,26 @@ def _serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def _claim(text: str) -> tuple[str, object]:
+    """``KEY=VALUE`` for ``token --claim``: VALUE as JSON when it parses, else a string."""
+    key, sep, value = text.partition("=")
+    if not sep or not key:
+        raise ValueError(f"expected KEY=VALUE, not {text!r}")
+    try:
+        return key, json.loads(value)
+    except ValueError:
+        return key, value
+
+
 def _token(args: argparse.Namespace) -> int:
-    print(mint_token(args.user, secret=args.secret, expires_in=args.expires_in))
+    token = mint_token(
+        args.user,
+        secret=args.secret,
+        expires_in=args.expires_in,
+        env=args.env,
+        extra_claims=dict(args.claim),
+    )
+    print(token)
     return 0
 
 
@@ -219,8 +270,30 @@ def build_parser() -> argparse.ArgumentParser:
     )
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8765, help="0 picks a free port")
-    serve.add_argument("--auth", choices=AUTH_MODES, default="demo")
-    serve.add_argument("--dialect", choices=sorted(DIALECTS), default="bridge")
+    serve.add_argument(
+        "--auth", choices=AUTH_MODES, default="demo", help="who may connect (below; default: demo)"
+    )
+    serve.add_argument(
+        "--dialect",
+        choices=sorted(DIALECTS),
+        default="bridge",
+        help="the backend as intended (bridge, manager, wrapped, suite-contract) or as it ran"
+        " at the #937 commit (staging-937); default: bridge",
+    )
+    serve.add_argument(
+        "--auth-failure",
+        choices=AUTH_FAILURES,
+        default=None,
+        help="how --auth strict refuses (below; default: connection-error for staging-937,"
+        " else auth-failed)",
+    )
+    serve.add_argument(
+        "--env",
+        choices=ENVIRONMENTS,
+        default=DEFAULT_ENVIRONMENT,
+        help="the server's environment: tokens must carry it in their env claim; it sets the"
+        " default heartbeat (10 s development, 15 test/staging, 30 production)",
+    )
     serve.add_argument(
         "--scenario",
         type=_argument(load_scenario),
@@ -256,14 +329,16 @@ def build_parser() -> argparse.ArgumentParser:
         type=float,
         default=None,
         metavar="SECONDS",
-        help="client silence before a heartbeat frame (default: the scenario's, else 15)",
+        help="client silence before a heartbeat frame (default: the scenario's, else the"
+        " environment's: 10 in development)",
     )
     serve.add_argument(
         "--max-message-size",
         type=int,
         default=None,
         metavar="BYTES",
-        help="bigger client frames get close 1009 (default: the scenario's, else 1048576)",
+        help="bigger client frames get close 1009 (default: the scenario's, else 1048576;"
+        " 16777216, uvicorn's limit, for staging-937)",
     )
     serve.add_argument(
         "--secret",
@@ -278,9 +353,29 @@ def build_parser() -> argparse.ArgumentParser:
     )
     serve.set_defaults(func=_serve)
 
-    token = commands.add_parser("token", help="print a test token the reference server accepts")
+    token = commands.add_parser(
+        "token",
+        help="print a token as the backend's auth service mints it",
+        description="Print a JWT with the auth service's claims (sub, iat, exp, token_type and"
+        " type 'access', iss netra-auth-service, aud netra-platform, jti, env, svc_id). The"
+        " reference server and a real backend with the same secret and environment accept it.",
+    )
     token.add_argument("--user", default="test-user")
     token.add_argument("--expires-in", type=float, default=3600.0, metavar="SECONDS")
+    token.add_argument(
+        "--env",
+        default=DEFAULT_ENVIRONMENT,
+        help="the env claim: the environment of the server that reads it (default: development)",
+    )
+    token.add_argument(
+        "--claim",
+        type=_argument(_claim),
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help='add or override a claim; VALUE is JSON when it parses (permissions=["read"]),'
+        " else a string; repeatable",
+    )
     token.add_argument(
         "--secret",
         default=None,

@@ -3,14 +3,19 @@ it: a real subprocess, a real socket, the client's trace and the server's log.""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
+import subprocess
+import sys
 
 import pytest
 from conftest import RUN, run, serve_cli, t
+from websockets.asyncio.client import connect as ws_connect
 
 from netra_ws import connect, read_trace
 from netra_ws.cli import main
-from netra_ws.server import Scenario
+from netra_ws.server import Scenario, ServerConfig
 
 
 async def _two_runs(url, path):
@@ -157,3 +162,38 @@ def test_connections_and_runs_are_logged_only_when_verbose(tmp_path, verbose):
             assert lines == []
         # Whatever the level, websockets' frame-level log stays off.
         assert "> TEXT" not in log() and "< TEXT" not in log()
+
+
+def test_serve_env_and_auth_failure_reach_the_server(tmp_path):
+    """--env decides which tokens are valid; --auth-failure how strict refuses them."""
+    secret = "serve-env-secret-0123456789abcdef"
+    args = ["--dialect", "staging-937", "--auth", "strict", "--secret", secret]
+    with serve_cli(tmp_path, *args, "--env", "production") as (url, server_log):
+
+        def mint(env: str) -> str:
+            command = [sys.executable, "-m", "netra_ws", "token", "--secret", secret]
+            out = subprocess.run([*command, "--env", env], capture_output=True, text=True)
+            return out.stdout.strip()
+
+        async def first_frame(token):
+            headers = {"Authorization": f"Bearer {token}"}
+            async with ws_connect(url, additional_headers=headers, open_timeout=t(10)) as ws:
+                frame = json.loads(await asyncio.wait_for(ws.recv(), t(5)))
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(ws.wait_closed(), t(0.5))
+                return frame, ws.close_code
+
+        accepted, code = run(first_frame(mint("production")))
+        assert accepted["type"] == "connection_established" and code is None
+        refused, code = run(first_frame(mint("development")))
+        assert refused["data"]["error_code"] == "CONNECTION_ERROR" and code == 1011
+        log = server_log()
+    assert "wrong environment (env): 'development', expected 'production'" in log
+    assert "auth_failure=connection-error, environment=production" in log
+
+
+def test_server_config_refuses_unknown_styles_and_environments():
+    with pytest.raises(ValueError, match="unknown auth_failure 'nope'; known: auth-failed"):
+        ServerConfig(auth_failure="nope")
+    with pytest.raises(ValueError, match="unknown environment 'prod'; known: development"):
+        ServerConfig(environment="prod")

@@ -229,7 +229,7 @@ def test_max_message_size_from_the_file_closes_1009(make_server, tmp_path):
     srv = make_server(scenario=load_scenario(_write(tmp_path, {"max_message_size": 4096})))
     config_url = srv.base_url.replace("ws://", "http://") + "/ws/config"
     with urllib.request.urlopen(config_url) as response:
-        assert json.load(response)["max_message_size"] == 4096
+        assert json.load(response)["websocket_config"]["max_message_size"] == 4096
     path = tmp_path / "big.jsonl"
 
     async def scenario():
