@@ -220,7 +220,14 @@ def _probe(args: argparse.Namespace) -> int:
                 quiet=args.quiet,
             )
         )
-    print(report.to_text())
+    if args.json:
+        import json
+
+        from .redact import redact_json
+
+        print(json.dumps(redact_json(report.to_dict()), indent=2, default=str))
+    else:
+        print(report.to_text())
     return 0 if report.passed else 1
 
 
@@ -469,6 +476,12 @@ def build_parser() -> argparse.ArgumentParser:
         default=2.0,
         metavar="SECONDS",
         help="how long to wait for a reply that must not come",
+    )
+    probe.add_argument(
+        "--json",
+        action="store_true",
+        help="print the verdicts, the diagnosis and the evidence (trace files, frame numbers) "
+        "as JSON, for scripts and CI, instead of the table",
     )
     probe.set_defaults(func=_probe)
     import_har = commands.add_parser(

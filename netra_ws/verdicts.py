@@ -1089,10 +1089,20 @@ def _also(auth: ProbeResult | None) -> list[str]:
     out = []
     if crashed:
         out.append(
-            f"Besides: {', '.join(crashed)} made the server fail instead of refusing "
+            f"Besides: {join_and(crashed)} made the server fail instead of refusing "
             "(a crash, e.g. close 1011 after CONNECTION_ERROR, is a server defect too)."
         )
     return out
+
+
+def join_and(items: Sequence[str]) -> str:
+    """Items as a sentence lists them.
+
+    >>> join_and(["a", "b", "c"])
+    'a, b and c'
+    """
+    items = list(items)
+    return f"{', '.join(items[:-1])} and {items[-1]}" if len(items) > 1 else "".join(items)
 
 
 def _evidence(result: ProbeResult) -> Evidence:

@@ -3,6 +3,7 @@ the right explanation, on the dialect or auth mode that must break it."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -95,8 +96,7 @@ def test_negative_probe_is_inconclusive_when_refused(make_server):
     result = run(probe_negative(srv.url, names=NAMES, quiet=t(0.3), out=None))
     assert result.status == INCONCLUSIVE
     assert result.explanation.startswith(
-        "the probe could not judge any input: the server refused the connection: "
-        "error_message #"
+        "the probe could not judge any input: the server refused the connection: error_message #"
     )
     assert "Nothing was learnt about inputs." in result.explanation
     assert "got a reply" not in result.explanation  # the refusal is no reply to an input
@@ -236,13 +236,61 @@ def test_auth_probe_fails_when_anyone_gets_in(make_server, mode):
 
 
 def test_auth_probe_on_staging_937_sees_the_demo_user_and_no_events(make_server):
-    srv = make_server(dialect="staging-937", auth="strict")  # the dialect forces demo
+    srv = make_server(dialect="staging-937", auth="demo")  # DEMO_MODE, as #937 met staging
     result = run(probe_auth(srv, out=None, timeout=t(0.3)))
     assert result.status == FAILED
     header = _rows(result)["header"]
     assert header["agent_events"] is False
     assert "the demo user: the server ignored the token" in header["explanation"]
     assert "no agent events flowed" in header["explanation"]
+
+
+def test_auth_probe_on_staging_937_strict_tells_a_crash_from_a_refusal(make_server):
+    """PROTOCOL.md §8: bad credentials crash the route (CONNECTION_ERROR, close 1011); a valid
+    token is accepted as its own user and still gets nothing."""
+    srv = make_server(dialect="staging-937", auth="strict")
+    rows = _rows(run(probe_auth(srv, out=None, timeout=t(0.3))))
+    for credential in ("no token", "expired token", "bad signature"):
+        row = rows[credential]
+        assert row["status"] == FAILED and row["ended"] == "failed", row
+        assert row["first_frame"] == "error_message CONNECTION_ERROR" and row["close_code"] == 1011
+        assert row["explanation"].startswith("the server failed instead of answering")
+    header = rows["header"]
+    assert header["status"] == FAILED and header["user_id"] == "netra-ws..."
+    assert "demo user" not in header["explanation"]
+    assert "no agent events flowed" in header["explanation"]
+
+
+def test_a_crash_at_every_handshake_is_no_refusal(make_server):
+    """/ws/factory answers HTTP 500 at every handshake: no row passes as "refused"."""
+    srv = make_server(dialect="staging-937", auth="strict")
+    url = srv.url.replace("/api/v1/websocket", "/ws/factory")
+    rows = _rows(run(probe_auth(url, token=srv.token("f"), out=None, timeout=t(2))))
+    assert {row["status"] for row in rows.values()} - {INCONCLUSIVE} == {FAILED}
+    assert rows["no token"]["explanation"].startswith("the server failed instead of answering")
+    assert "check the token" not in rows["header"]["explanation"]
+
+
+def test_connect_time_refusal_is_never_a_reply_in_20_runs(make_server):
+    """The CONNECTION_ERROR frame races the negative probe's first send; it must never be
+    read as the reply to it (the false finding of issue #20)."""
+    srv = make_server(dialect="staging-937", auth="strict")
+    for _ in range(20):
+        result = run(probe_negative(srv.url, names=NAMES[:2], quiet=t(0.05), out=None))
+        assert result.status == INCONCLUSIVE, result.explanation
+        assert "got a reply" not in result.explanation
+        assert "the server failed at connect" in result.explanation
+
+
+def test_staging_937_strict_with_a_valid_token_is_a_server_defect_not_auth(make_server):
+    srv = make_server(dialect="staging-937", auth="strict")
+    report = run(run_probes(srv, out=None, quiet=t(0.05), timeout=t(0.3)))
+    diagnosis = report.diagnosis
+    assert diagnosis.cause == "swallowed" and diagnosis.server_defect
+    assert "accepted the connection as 'netra-ws...'" in diagnosis.summary
+    assert "not an authentication problem" in diagnosis.summary
+    assert any("made the server fail instead of refusing" in also for also in diagnosis.also)
+    assert report.to_dict()["diagnosis"]["cause"] == "swallowed"
 
 
 def test_auth_probe_on_a_url_needs_a_token_and_a_secret(make_server):
@@ -322,6 +370,7 @@ def cli_runs(tmp_path_factory):
         configs = {
             "embedded": [*quick, "--timeout", "5"],
             "staging-937": [*quick, "--timeout", "0.3", "--dialect", "staging-937"],
+            "staging-937-json": [*quick, "--timeout", "0.3", "--dialect", "staging-937", "--json"],
             "url-token": [srv.url, "--token-env", TOKEN_ENV, "--auth", "subprotocol", *quick],
             "missing-env": [srv.url, "--token-env", "NO_SUCH_VARIABLE_FOR_TEST"],
         }
@@ -362,6 +411,23 @@ def test_cli_probe_fails_on_staging_937_with_the_reason(cli_runs):
     assert "FAILED       workflow" in result.stdout
     assert "No agent events arrived after user_message" in result.stdout
     assert "verdict: failed" in result.stdout
+
+
+def test_cli_probe_json_names_the_cause_with_its_evidence(cli_runs):
+    """staging-937 with strict auth and a valid token: authenticated, and still nothing."""
+    results, out, _ = cli_runs
+    result = results["staging-937-json"]
+    assert result.returncode == 1, result.stderr
+    data = json.loads(result.stdout)
+    assert data["verdict"] == "failed"
+    assert [p["probe"] for p in data["probes"]] == list(PROBES)
+    diagnosis = data["diagnosis"]
+    assert diagnosis["cause"] == "swallowed" and diagnosis["server_defect"] is True
+    assert "accepted the connection as 'netra-ws...'" in diagnosis["summary"]
+    assert "not an authentication problem" in diagnosis["summary"]
+    (evidence,) = [e for e in diagnosis["evidence"] if e["probe"] == "workflow"]
+    (run_dir,) = (out / "staging-937-json").iterdir()
+    assert (run_dir / evidence["trace"]).is_file() and evidence["seqs"] == [2, 3]
 
 
 def test_cli_probe_reads_the_token_from_the_named_variable(cli_runs):

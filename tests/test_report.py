@@ -31,11 +31,14 @@ STRUCTURE = [test for test in CONTRACT_TESTS if test.endswith("_structure")]
 
 @pytest.fixture(scope="module")
 def live(tmp_path_factory) -> dict[str, ProbeReport]:
-    """The three investigations, probed at once (they mostly wait on sockets)."""
+    """The four investigations, probed at once (they mostly wait on sockets): the backend as
+    intended, staging as #937 met it (DEMO_MODE), the #937 backend enforcing auth, and a strict
+    server probed without a token."""
     root = tmp_path_factory.mktemp("investigations")
     servers = {
         "bridge": EmbeddedServer(auth="strict", scenario=FAST),
-        "staging": EmbeddedServer(dialect="staging-937", auth="strict", scenario=FAST),
+        "staging": EmbeddedServer(dialect="staging-937", auth="demo", scenario=FAST),
+        "staging-strict": EmbeddedServer(dialect="staging-937", auth="strict", scenario=FAST),
         "strict": EmbeddedServer(auth="strict", scenario=FAST),
     }
     for server in servers.values():
@@ -46,6 +49,7 @@ def live(tmp_path_factory) -> dict[str, ProbeReport]:
         return await asyncio.gather(
             run_probes(servers["bridge"], out=root / "bridge", **options),
             run_probes(servers["staging"], out=root / "staging", **options),
+            run_probes(servers["staging-strict"], out=root / "staging-strict", **options),
             # A URL: nothing is minted, so the strict server refuses every connection.
             run_probes(servers["strict"].url, out=root / "strict", **options),
         )
@@ -71,7 +75,7 @@ def rows(markdown: str) -> set[str]:
 # --- verdicts from traces --------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("name", ["bridge", "staging", "strict"])
+@pytest.mark.parametrize("name", ["bridge", "staging", "staging-strict", "strict"])
 def test_verdicts_recomputed_from_the_traces_match_the_live_probes(live, name):
     probes = live[name]
     judged = judge_traces([read_trace(p) for p in sorted(probes.out_dir.glob("*.jsonl"))])
@@ -331,7 +335,7 @@ def test_a_data_folder_means_the_latest_notebook_outputs_and_says_what_is_missin
     text = report.markdown
     assert f"> No output of notebook 03_authentication under {data}: it has not run there" in text
     assert "| auth | ➖ not run | no trace of this probe |" in text
-    assert "**For comparison: an embedded staging-937 server, auth strict.** These traces are " in (
+    assert "**For comparison: an embedded staging-937 server, auth demo.** These traces are " in (
         text
     )
     # The same sentence as the live probe's: the collection's timeout first, then the checks.

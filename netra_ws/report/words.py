@@ -1,18 +1,19 @@
 """Small words of the report: sentences, lists, durations. Pure.
 
->>> join_and(["a", "b", "c"]), duration(0.25), duration(2.5)
-('a, b and c', '250 ms', '2.50 s')
+>>> duration(0.25), duration(2.5)
+('250 ms', '2.50 s')
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any
 
 import pandas as pd
 
 from ..plots import duration_words
+from ..verdicts import join_and
 from ..verdicts import sentence_of as sentence
 
 __all__ = [
@@ -29,14 +30,6 @@ def capital(text: str) -> str:
     """``text`` stripped, its first letter upper case."""
     text = text.strip()
     return text[:1].upper() + text[1:]
-
-
-def join_and(items: Sequence[str]) -> str:
-    """"a, b and c"."""
-    items = list(items)
-    if len(items) <= 1:
-        return "".join(items)
-    return f"{', '.join(items[:-1])} and {items[-1]}"
 
 
 def duration(seconds: Any) -> str:
