@@ -36,7 +36,10 @@ __all__ = ["DEMO_PARAMETERS", "DemoResult", "NotebookRun", "run_demo"]
 # (where a notebook has them). Notebook 02 waits TIMEOUT twice for the staging-937
 # comparison that must get no reply; the embedded server answers in milliseconds, so 2 s
 # loses nothing. Notebook 04's TIMEOUT must exceed its injected stall: it keeps its own.
-DEMO_PARAMETERS: Mapping[str, Mapping[str, Any]] = {"02_broken_vs_correct": {"TIMEOUT": 2.0}}
+DEMO_PARAMETERS: Mapping[str, Mapping[str, Any]] = {
+    "02_broken_vs_correct": {"TIMEOUT": 2.0},
+    "03_authentication": {"TIMEOUT": 2.0},
+}
 # How many notebooks run at once: on two cores, more only makes the kernels start slower.
 _JOBS = 2
 _REPORT = "report.md"

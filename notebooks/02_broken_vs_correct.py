@@ -6,7 +6,7 @@
 #       extension: .py
 #       format_name: percent
 #       format_version: '1.3'
-#       jupytext_version: 1.19.6
+#       jupytext_version: 1.19.7
 #   kernelspec:
 #     display_name: Python 3
 #     language: python
@@ -31,8 +31,9 @@
 # 3. **the right input** — `user_message` starts an agent run; we collect with a timeout
 #    until `agent_completed` (or `agent_error`) and validate what arrived;
 # 4. **the honest failure** — against a server that behaves like staging did in #937
-#    (dialect `staging-937`: `user_message` swallowed, every connection the demo user), the
-#    same workflow check must *fail*, and say why. A check that cannot fail proves nothing.
+#    (dialect `staging-937` in `demo` auth: every connection the demo user, every input
+#    swallowed), the same workflow check must *fail*, and say why. A check that cannot fail
+#    proves nothing.
 
 # %% tags=["parameters"]
 TARGET_URL = None  # None: the embedded reference server; else e.g. "wss://…/api/v1/websocket"
@@ -144,16 +145,19 @@ workflow
 #
 # On staging, the #937 run connected *without a token* and was accepted anyway (DEMO_MODE:
 # everyone is `demo-user-001`), and `user_message` produced no agent events at all. The
-# embedded server's `staging-937` dialect reproduces that. The same workflow probe must now
-# **fail**, with an explanation that names the likely causes — not fall back to validating
-# a hand-made event, as the proposed #937 fix did.
+# embedded server's `staging-937` dialect reproduces the backend of that commit, here in its
+# `demo` auth mode (what staging ran). The same workflow probe must now **fail**, with an
+# explanation that says what it saw — not fall back to validating a hand-made event, as the
+# proposed #937 fix did.
 #
 # Against a real target (`TARGET_URL` set) there is nothing to switch: the verdict above is
 # the one that counts.
 
 # %%
 if TARGET_URL is None:
-    staging = await probe_workflow(None, dialect=COMPARE_DIALECT, out=OUT, timeout=TIMEOUT)
+    staging = await probe_workflow(
+        None, dialect=COMPARE_DIALECT, server_auth="demo", out=OUT, timeout=TIMEOUT
+    )
     # A headless run must stop here if the check could not fail.
     assert staging.status == "failed", f"{COMPARE_DIALECT}: expected a failure, got {staging}"
 else:
@@ -187,8 +191,9 @@ side_by_side
 # **What we learnt.** The server was not broken: output events sent as input are ignored
 # (no reply, by design), and the one frame the tests read was the welcome frame. The right
 # input is `user_message`, read with timeout-based collection and validated event by event.
-# And when no agent events arrive — as on staging in #937 — the check fails and says why:
-# there, the connection was the demo user. Next (`03_authentication`): add a real token.
+# And when no agent events arrive — as on staging in #937 — the check fails and says what it
+# saw: there, the connection was the demo user, so the run says nothing about a real user.
+# Next (`03_authentication`): a real token — and whether it changes anything.
 
 # %%
 target.stop()

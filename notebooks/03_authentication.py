@@ -6,7 +6,7 @@
 #       extension: .py
 #       format_name: percent
 #       format_version: '1.3'
-#       jupytext_version: 1.19.6
+#       jupytext_version: 1.19.7
 #   kernelspec:
 #     display_name: Python 3
 #     language: python
@@ -18,8 +18,10 @@
 #
 # **Issue #937, step 3.** On staging the #937 run connected *without any token* and was
 # accepted: the backend's `DEMO_MODE` makes every connection `demo-user-001`, and no agent
-# events came back after `user_message`. The fix adds JWT authentication to the tests. This
-# notebook checks what the server does with each kind of credential:
+# events came back after `user_message`. The #937 report guessed that authentication was
+# missing. This notebook checks what the server does with each kind of credential, and
+# then tests the guess: the backend of the #937 commit, enforcing authentication, given a
+# valid token (the last sections):
 #
 # - **the auth matrix** — no token, a valid token as a header, as a `jwt.<base64url>`
 #   subprotocol (the browser's form), as a header with a bare `jwt-auth` subprotocol (the
@@ -87,9 +89,11 @@ matrix
 # ## The token
 #
 # The embedded server accepts HS256 tokens signed with its secret, carrying the claims the
-# backend's test helpers use (`sub`, `email`, `permissions`, `iat`, `exp`, `type: access`,
-# `iss: netra-auth-service`, `jti`). Here are the claims, read without the signature; the
-# encoded token is never displayed.
+# backend's auth service mints and checks (`sub`, `iat`, `exp`, `token_type` and `type`
+# both `access`, `iss: netra-auth-service`, `aud: netra-platform`, `jti`, `env`, `svc_id`),
+# so a token minted here with the backend's secret is one the real backend accepts, and the
+# other way round. Here are the claims, read without the signature; the encoded token is
+# never displayed.
 
 # %%
 print(f"token: {target.token_source}")
@@ -165,11 +169,61 @@ if TARGET_URL is None:
 demo
 
 # %% [markdown]
+# ## The guess, tested: the #937 backend with a valid token
+#
+# Was authentication the cause? The embedded `staging-937` dialect reproduces what the
+# backend's own code of the #937 commit did when it was run and driven frame by frame
+# (PROTOCOL.md §8). Here it enforces authentication (`strict`, the production setting), and
+# the probes bring a valid token. If the missing token were the cause, agent events would
+# now arrive. They do not: the server accepts the connection **as the token's own user**
+# and swallows every `user_message` — a server-side defect, not authentication. On the way,
+# the bad credentials show a second defect: instead of refusing them (`AUTH_FAILED`, 1008)
+# the route crashes (`CONNECTION_ERROR`, close 1011). The diagnosis names the cause and the
+# frames it rests on. (Embedded server only.)
+
+# %%
+from netra_ws.probes import run_probes
+
+as_it_was = None
+if TARGET_URL is None:
+    as_it_was = await run_probes(
+        None,
+        dialect="staging-937",
+        server_auth="strict",
+        probes=("connection", "workflow", "auth"),
+        timeout=TIMEOUT,
+        out=OUT / "staging-937-strict",
+    )
+    print(as_it_was.diagnosis)
+as_it_was
+
+# %% [markdown]
+# The same probes and the same kind of token against the backend as intended (`bridge`,
+# strict): the full run arrives. The token was never the difference.
+
+# %%
+as_intended = None
+if TARGET_URL is None:
+    as_intended = await run_probes(
+        None,
+        dialect="bridge",
+        server_auth="strict",
+        probes=("connection", "workflow"),
+        timeout=TIMEOUT,
+        out=OUT / "bridge-strict",
+    )
+    print(as_intended.diagnosis)
+as_intended
+
+# %% [markdown]
 # **What we learnt.** With strict authentication a valid JWT — by header or by
-# `jwt.<base64url>` subprotocol — is required, and anything else is refused with
-# `AUTH_FAILED` and 1008. A demo-mode server accepts everything as the demo user, so a test
-# that connects without a token can pass the connection step and still see no agent events:
-# the tests must send a real token. Next (`04_timing_analysis`): how fast the events come.
+# `jwt.<base64url>` subprotocol — is required. A demo-mode server accepts everything as the
+# demo user, which is how #937 got in without a token. But the token was not why the events
+# did not arrive: the backend of the #937 commit, authenticated as the token's own user,
+# still answers no input at all (a routing defect in the server), and it crashes (1011)
+# where it should refuse a bad credential. So #937 was a test flaw (output events sent as
+# input, the queued `connection_established` read as a reply) **and** a server defect.
+# Next (`04_timing_analysis`): how fast the events come when they do.
 
 # %%
 target.stop()

@@ -40,7 +40,11 @@ def test_demo_executes_the_notebooks_and_writes_the_report():
     assert "| connection | ✅ passed | first frame connection_established; user_id " in text
     assert "We sent agent_started as input and waited 1 s: nothing came back." in text
     assert re.search(r"\*\*Timing\.\*\* Events can arrive late: in capture runs, 1 of \d+ ", text)
+    # Both sides of #937: staging as it was met (DEMO_MODE), and the same backend enforcing
+    # auth, where a valid token is accepted and the input still swallowed: a server defect.
+    assert "**For comparison: an embedded staging-937 server, auth demo.**" in text
     assert "**For comparison: an embedded staging-937 server, auth strict.**" in text
+    assert "Diagnosis (swallowed): No agent events: the server accepted the connection as " in text
     assert "**For comparison: an embedded bridge server, auth demo.**" in text
     for chart in ("report-timeline.png", "report-gaps.png"):
         assert f"]({chart})" in text

@@ -29,6 +29,7 @@ from netra_ws.notebooks import (
 )
 from netra_ws.redact import redact_text
 from netra_ws.target import open_target
+from netra_ws.verdicts import judge_traces
 
 WALKTHROUGH = ("01_connect", "02_broken_vs_correct", "03_authentication", "04_timing_analysis")
 # A JWT, and a JWT in the browser's base64url subprotocol form (base64 of 'eyJ' is 'ZXlK').
@@ -157,6 +158,15 @@ def test_03_refuses_without_a_token_and_never_leaks_one(tmp_path):
     # In demo mode the same credentials all get in, as the demo user.
     demo = next((out / "demo-mode").glob("auth-none-*.jsonl"))
     assert frames(demo, "receive")[0] == "connection_established"
+
+    # The guess, tested: the #937 backend enforcing auth, with a valid token, swallows the
+    # input of the token's own user (a server defect), while the backend as intended answers.
+    as_it_was = judge_traces(read_trace(p) for p in (out / "staging-937-strict").rglob("*.jsonl"))
+    assert as_it_was.diagnosis.cause == "swallowed", as_it_was.diagnosis
+    as_intended = judge_traces(read_trace(p) for p in (out / "bridge-strict").rglob("*.jsonl"))
+    assert as_intended["workflow"].status == "passed"
+    text = executed.read_text(encoding="utf-8")
+    assert "not an authentication problem: a server-side defect" in text
     assert_no_secrets(executed, out)
 
 

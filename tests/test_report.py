@@ -338,6 +338,9 @@ def test_a_data_folder_means_the_latest_notebook_outputs_and_says_what_is_missin
     assert "**For comparison: an embedded staging-937 server, auth demo.** These traces are " in (
         text
     )
+    assert "not part of the verdict above. Diagnosis (demo user): No agent events: the server " in (
+        text
+    )
     # The same sentence as the live probe's: the collection's timeout first, then the checks.
     assert "the workflow probe failed: no agent_completed within the " in text
     assert "agent events: No agent events arrived" in text

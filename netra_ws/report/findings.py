@@ -265,9 +265,15 @@ def comparison_finding(server: tuple[str, str], report: ProbeReport) -> str:
     """The finding of a comparison run on another embedded server (not part of the verdict)."""
     dialect, auth = server
     verdicts = "; ".join(f"the {r.probe} probe {r.status}: {r.explanation}" for r in report)
+    diagnosis = report.diagnosis
+    said = (
+        f" Diagnosis ({diagnosis.cause}): {diagnosis} In detail:"
+        if diagnosis.cause != "undetermined"
+        else " Against that server"
+    )
     return (
         f"**For comparison: an embedded {dialect} server, auth {auth}.** These traces are not "
-        f"part of the verdict above; against that server {verdicts}"
+        f"part of the verdict above.{said} {verdicts}"
     )
 
 
