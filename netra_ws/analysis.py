@@ -51,12 +51,13 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from itertools import pairwise
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
+from pandas.api.extensions import ExtensionArray
 from pandas.arrays import NumpyExtensionArray
 
 from .events import AGENT_EVENTS, RUN_TRIGGER_TYPES, TERMINAL_EVENTS
@@ -312,7 +313,7 @@ class _Base:
         self.dup[1:] = (s[1:] == s[:-1]) & (seq[1:] == seq[:-1]) & (t[1:] == t[:-1])
         self.dup[1:] &= seq[1:] != _NO_TIME
         self.event, self.event_names = _codes(df["event"])
-        self.event_array = pd.array(self.event_names.astype("string"))
+        self.event_array = self.event_names.astype(pd.StringDtype())
         self.is_recv = _eq(df["dir"], "receive")
         self.has_run_id = df["run_id"].notna().to_numpy(dtype=bool)
         self.run_id_codes, _ = _block_codes(df["run_id"].array)
@@ -327,7 +328,8 @@ class _Base:
     def event_in(self, names: Iterable[str], codes: np.ndarray | None = None) -> np.ndarray:
         """Mask of the rows (or of ``codes``) whose event is one of ``names``."""
         lookup = np.r_[np.isin(np.asarray(self.event_names, dtype=object), list(names)), False]
-        return lookup[self.event if codes is None else codes]  # code -1 (NA) hits the False
+        mask: np.ndarray = lookup[self.event if codes is None else codes]  # -1 (NA): False
+        return mask
 
 
 def _stream_column(df: pd.DataFrame) -> str:
@@ -452,11 +454,17 @@ def _run_codes(base: _Base) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 def _run_labels(
     stream_labels: list[str], run_stream: np.ndarray, run_number: np.ndarray
-) -> pd.api.extensions.ExtensionArray:
+) -> ExtensionArray:
     """The label "<stream>#<n>" of each run, built in Arrow (100,000 f-strings take 50 ms)."""
     streams = pa.array(stream_labels, type=pa.string()).take(pa.array(run_stream))
     numbers = pc.cast(pa.array(run_number), pa.string())
-    return pd.StringDtype().__from_arrow__(pc.binary_join_element_wise(streams, numbers, "#"))
+    # pandas-stubs leave out ExtensionDtype.__from_arrow__ (pandas' documented hook that
+    # wraps an Arrow array without copying it), hence the cast to reach it.
+    dtype = cast(Any, pd.StringDtype())
+    labels: ExtensionArray = dtype.__from_arrow__(
+        pc.binary_join_element_wise(streams, numbers, "#")
+    )
+    return labels
 
 
 # --- the prepared table every analysis starts from ------------------------------------------
@@ -566,7 +574,7 @@ def _prepare_frames(df: pd.DataFrame) -> _Frames:
         renumber = np.full(len(names) + 1, -1, dtype=np.int64)
         renumber[ranked] = np.arange(len(ranked))
         codes = renumber[codes]
-        labels = pd.array(names.astype("string")).take(ranked)
+        labels = names.astype(pd.StringDtype()).take(ranked)
     else:
         codes, run_stream, run_number = _run_codes(base)
         labels = _run_labels(base.stream_labels, run_stream, run_number)
@@ -1042,7 +1050,7 @@ def summarize(
     g = frame.groupby(keys, dropna=False, sort=True, observed=True)["_value"]
     out = g.count().rename("count").to_frame()
     out["missing"] = g.size() - out["count"]
-    quantiles = g.quantile(list(_QUANTILES.values())).unstack()
+    quantiles = g.quantile(np.array(list(_QUANTILES.values()))).unstack()
     for name, q in _QUANTILES.items():
         out[name] = quantiles[q]
     out["max"] = g.max()
@@ -1224,7 +1232,7 @@ def compare_runs(
     return out.sort_values("_row", kind="stable").drop(columns="_row").reset_index(drop=True)
 
 
-def _counts(column: pd.Series) -> pd.api.extensions.ExtensionArray:
+def _counts(column: pd.Series) -> ExtensionArray:
     return pd.array(column.to_numpy(dtype="float64", na_value=np.nan), dtype="Int64")
 
 
@@ -1262,23 +1270,24 @@ def _eq(column: pd.Series, value: str) -> np.ndarray:
     return column.eq(value).to_numpy(dtype=bool, na_value=False)
 
 
-def _codes(column: pd.Series) -> tuple[np.ndarray, pd.Index]:
+def _codes(column: pd.Series) -> tuple[np.ndarray, ExtensionArray]:
     """Integer codes of a column (-1 for NA) and its distinct values, by first appearance."""
-    return pd.factorize(column.array)
+    values: ExtensionArray = column.array
+    return values.factorize()  # what pd.factorize(values) calls for an ExtensionArray
 
 
-def _block_codes(values: Any) -> tuple[np.ndarray, pd.Index]:
+def _block_codes(values: ExtensionArray) -> tuple[np.ndarray, ExtensionArray]:
     """Like :func:`_codes`, hashing only where the value changes.
 
     Streams (one value per file) and the run ids of a capture (one run after another) come
     in blocks, so this hashes a few values instead of a million strings.
     """
     if len(values) == 0:
-        return np.empty(0, dtype=np.int64), pd.Index([], dtype=object)
+        return values.factorize()
     changed = np.ones(len(values), dtype=bool)
     # NA compares as NA: count it as a change, which is always safe.
     changed[1:] = pd.Series(values[1:] != values[:-1]).to_numpy(dtype=bool, na_value=True)
-    codes, uniques = pd.factorize(values.take(np.flatnonzero(changed)))
+    codes, uniques = values.take(np.flatnonzero(changed)).factorize()
     return codes[np.cumsum(changed) - 1], uniques
 
 
