@@ -51,12 +51,13 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from itertools import pairwise
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
+from pandas.api.extensions import ExtensionArray
 from pandas.arrays import NumpyExtensionArray
 
 from .events import AGENT_EVENTS, RUN_TRIGGER_TYPES, TERMINAL_EVENTS
@@ -131,13 +132,19 @@ def assign_runs(df: pd.DataFrame) -> pd.DataFrame:
     order of start. It is unique across the table; group by it, or pass the table on to
     :func:`run_stats`, :func:`event_gaps` and the rest, which use it as it is.
 
-    Example::
+    Example (a run, then a trigger that got no reply)::
 
-        >>> runs = assign_runs(load_traces("data/runs/"))
-        >>> runs.groupby("run").size()
+        >>> from netra_ws.trace import TraceWriter
+        >>> w = TraceWriter(None, session="s1")  # in memory: no file
+        >>> for ms, event in [(0, "user_message"), (200, "agent_started"),
+        ...                   (1500, "agent_completed"), (5000, "user_message")]:
+        ...     way = "send" if event == "user_message" else "receive"
+        ...     ns = ms * 10**6
+        ...     _ = w.frame(way, f'{{"type": "{event}"}}', t_wall_ns=ns, t_mono_ns=ns)
+        >>> assign_runs(w.to_trace().to_frame()).groupby("run").size()
         run
-        run_001#1    7
-        run_002#1    2
+        s1#1    3
+        s1#2    1
         dtype: int64
     """
     _check_frame(df, _RUN_COLUMNS, "assign_runs")
@@ -198,10 +205,18 @@ def split_runs(records: Sequence[Mapping[str, Any]]) -> list[Run]:
 
     Runs are numbered per stream in order of start (their trigger, else their first frame)
     and returned by stream, then number. :func:`assign_runs` labels a frame table by this
-    rule, with numpy; a test holds the two equal. Example::
+    rule, with numpy; a test holds the two equal. Example (``trigger`` and ``frames`` are
+    indexes into ``records``; these records name no stream, hence "?")::
 
-        >>> [(run.label, run.trigger, run.frames) for run in split_runs(trace.records)]
-        [('?#1', 1, (1, 2, 3, 4, 5, 6, 7))]
+        >>> from netra_ws.trace import TraceWriter
+        >>> w = TraceWriter(None, session="s1")  # in memory: no file
+        >>> for ms, event in [(0, "user_message"), (200, "agent_started"),
+        ...                   (1500, "agent_completed"), (5000, "user_message")]:
+        ...     way = "send" if event == "user_message" else "receive"
+        ...     ns = ms * 10**6
+        ...     _ = w.frame(way, f'{{"type": "{event}"}}', t_wall_ns=ns, t_mono_ns=ns)
+        >>> [(run.label, run.trigger, run.frames) for run in split_runs(w.records)]
+        [('?#1', 0, (0, 1, 2)), ('?#2', 3, (3,))]
     """
     frames = [i for i, r in enumerate(records) if r.get("kind", "frame") == "frame"]
     key = "trace" if any("trace" in records[i] for i in frames) else "session"
@@ -312,7 +327,7 @@ class _Base:
         self.dup[1:] = (s[1:] == s[:-1]) & (seq[1:] == seq[:-1]) & (t[1:] == t[:-1])
         self.dup[1:] &= seq[1:] != _NO_TIME
         self.event, self.event_names = _codes(df["event"])
-        self.event_array = pd.array(self.event_names.astype("string"))
+        self.event_array = self.event_names.astype(pd.StringDtype())
         self.is_recv = _eq(df["dir"], "receive")
         self.has_run_id = df["run_id"].notna().to_numpy(dtype=bool)
         self.run_id_codes, _ = _block_codes(df["run_id"].array)
@@ -327,7 +342,8 @@ class _Base:
     def event_in(self, names: Iterable[str], codes: np.ndarray | None = None) -> np.ndarray:
         """Mask of the rows (or of ``codes``) whose event is one of ``names``."""
         lookup = np.r_[np.isin(np.asarray(self.event_names, dtype=object), list(names)), False]
-        return lookup[self.event if codes is None else codes]  # code -1 (NA) hits the False
+        mask: np.ndarray = lookup[self.event if codes is None else codes]  # -1 (NA): False
+        return mask
 
 
 def _stream_column(df: pd.DataFrame) -> str:
@@ -452,11 +468,17 @@ def _run_codes(base: _Base) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 def _run_labels(
     stream_labels: list[str], run_stream: np.ndarray, run_number: np.ndarray
-) -> pd.api.extensions.ExtensionArray:
+) -> ExtensionArray:
     """The label "<stream>#<n>" of each run, built in Arrow (100,000 f-strings take 50 ms)."""
     streams = pa.array(stream_labels, type=pa.string()).take(pa.array(run_stream))
     numbers = pc.cast(pa.array(run_number), pa.string())
-    return pd.StringDtype().__from_arrow__(pc.binary_join_element_wise(streams, numbers, "#"))
+    # pandas-stubs leave out ExtensionDtype.__from_arrow__ (pandas' documented hook that
+    # wraps an Arrow array without copying it), hence the cast to reach it.
+    dtype = cast(Any, pd.StringDtype())
+    labels: ExtensionArray = dtype.__from_arrow__(
+        pc.binary_join_element_wise(streams, numbers, "#")
+    )
+    return labels
 
 
 # --- the prepared table every analysis starts from ------------------------------------------
@@ -566,7 +588,7 @@ def _prepare_frames(df: pd.DataFrame) -> _Frames:
         renumber = np.full(len(names) + 1, -1, dtype=np.int64)
         renumber[ranked] = np.arange(len(ranked))
         codes = renumber[codes]
-        labels = pd.array(names.astype("string")).take(ranked)
+        labels = names.astype(pd.StringDtype()).take(ranked)
     else:
         codes, run_stream, run_number = _run_codes(base)
         labels = _run_labels(base.stream_labels, run_stream, run_number)
@@ -661,7 +683,14 @@ def event_gaps(df: pd.DataFrame, *, include_housekeeping: bool = False) -> pd.Da
 
     Example (a run whose events arrived 0.2 s, 0.5 s and 1.5 s after the trigger)::
 
-        >>> event_gaps(df)[["event", "since_trigger_s", "gap_s"]]
+        >>> from netra_ws.trace import TraceWriter
+        >>> w = TraceWriter(None, session="s1")  # in memory: no file
+        >>> for ms, event in [(0, "user_message"), (200, "agent_started"),
+        ...                   (500, "agent_thinking"), (1500, "agent_completed")]:
+        ...     way = "send" if event == "user_message" else "receive"
+        ...     ns = ms * 10**6
+        ...     _ = w.frame(way, f'{{"type": "{event}"}}', t_wall_ns=ns, t_mono_ns=ns)
+        >>> event_gaps(w.to_trace().to_frame())[["event", "since_trigger_s", "gap_s"]]
                      event  since_trigger_s  gap_s
         0    agent_started              0.2    NaN
         1   agent_thinking              0.5    0.3
@@ -713,12 +742,20 @@ def run_stats(df: pd.DataFrame, *, include_housekeeping: bool = False) -> pd.Dat
     first_event, time_to_first_event_s, last_event, end_event, duration_s, span_s, outcome.
     Next: ``runs.outcome.value_counts()``, ``summarize(runs, "time_to_first_event_s")``.
 
-    Example::
+    Example (a run, then a trigger that got no reply)::
 
-        >>> run_stats(df)[["run", "time_to_first_event_s", "duration_s", "outcome"]]
-               run  time_to_first_event_s  duration_s   outcome
-        0  run_a#1                    0.2         1.5  completed
-        1  run_b#1                    NaN         NaN   no_reply
+        >>> from netra_ws.trace import TraceWriter
+        >>> w = TraceWriter(None, session="s1")  # in memory: no file
+        >>> for ms, event in [(0, "user_message"), (200, "agent_started"),
+        ...                   (1500, "agent_completed"), (5000, "user_message")]:
+        ...     way = "send" if event == "user_message" else "receive"
+        ...     ns = ms * 10**6
+        ...     _ = w.frame(way, f'{{"type": "{event}"}}', t_wall_ns=ns, t_mono_ns=ns)
+        >>> runs = run_stats(w.to_trace().to_frame())
+        >>> runs[["run", "time_to_first_event_s", "duration_s", "outcome"]]
+            run  time_to_first_event_s  duration_s    outcome
+        0  s1#1                    0.2         1.5  completed
+        1  s1#2                    NaN         NaN   no_reply
     """
     fr = _prepare(df, _TIMED_COLUMNS, "run_stats")
     r = _run_arrays(fr, include_housekeeping)
@@ -783,13 +820,24 @@ def phase_durations(df: pd.DataFrame) -> pd.DataFrame:
     t_end_s, duration_s, matched. Next: ``summarize(phases, "duration_s", by="phase")``,
     :func:`netra_ws.plots.plot_tool_latency`.
 
-    Example::
+    Example (a tool call that completed, then one that never did)::
 
-        >>> phase_durations(df)[["phase", "duration_s", "matched"]]
-                        phase  duration_s  matched
-        0            thinking         0.6     True
-        1  tool:cost_analyzer         1.2     True
-        2      tool:web_search         NaN    False
+        >>> import json
+        >>> from netra_ws.trace import TraceWriter
+        >>> w = TraceWriter(None, session="s1")  # in memory: no file
+        >>> for ms, way, frame in [
+        ...     (0, "send", {"type": "user_message"}),
+        ...     (200, "receive", {"type": "agent_thinking"}),
+        ...     (800, "receive", {"type": "tool_executing", "tool_name": "search"}),
+        ...     (2000, "receive", {"type": "tool_completed", "tool_name": "search"}),
+        ...     (2100, "receive", {"type": "tool_executing", "tool_name": "fetch"}),
+        ... ]:
+        ...     _ = w.frame(way, json.dumps(frame), t_wall_ns=ms * 10**6, t_mono_ns=ms * 10**6)
+        >>> phase_durations(w.to_trace().to_frame())[["phase", "duration_s", "matched"]]
+                 phase  duration_s  matched
+        0     thinking         0.6     True
+        1  tool:search         1.2     True
+        2   tool:fetch         NaN    False
     """
     fr = _prepare(df, _PHASE_COLUMNS, "phase_durations")
     p = _phase_arrays(fr)
@@ -916,11 +964,19 @@ def find_stalls(
     Columns: [trace,] session, run, run_id, gap_s, before_event, before_dir, before_seq,
     before_t_s, after_event, after_seq, after_t_s; one row per stall, in run and time order.
 
-    Example::
+    Example (7 s of silence after agent_thinking)::
 
-        >>> find_stalls(df, threshold_s=5)[["run", "gap_s", "before_event", "after_event"]]
-               run  gap_s    before_event     after_event
-        0  run_a#1   12.4  tool_executing  tool_completed
+        >>> from netra_ws.trace import TraceWriter
+        >>> w = TraceWriter(None, session="s1")  # in memory: no file
+        >>> for ms, event in [(0, "user_message"), (200, "agent_started"),
+        ...                   (500, "agent_thinking"), (7500, "agent_completed")]:
+        ...     way = "send" if event == "user_message" else "receive"
+        ...     ns = ms * 10**6
+        ...     _ = w.frame(way, f'{{"type": "{event}"}}', t_wall_ns=ns, t_mono_ns=ns)
+        >>> stalls = find_stalls(w.to_trace().to_frame(), threshold_s=5)
+        >>> stalls[["run", "gap_s", "before_event", "after_event"]]
+            run  gap_s    before_event      after_event
+        0  s1#1    7.0  agent_thinking  agent_completed
     """
     if not isinstance(threshold_s, (int, float)) or isinstance(threshold_s, bool):
         raise TypeError(f"threshold_s must be a number of seconds, not {threshold_s!r}")
@@ -964,11 +1020,19 @@ def clock_offsets(df: pd.DataFrame) -> pd.DataFrame:
     delay_max_s, at_seq and at_event (the frame that gave the minimum). A session with no
     server timestamp is left out.
 
-    Example::
+    Example (two frames stamped by a server, received 50 ms and 80 ms later)::
 
-        >>> clock_offsets(df)
-                session   n  offset_s  delay_p50_s  delay_max_s  at_seq        at_event
-        0  8b064afc73a9  14    0.0004       0.0011       0.0083       3   agent_started
+        >>> import json
+        >>> from netra_ws.trace import TraceWriter
+        >>> w = TraceWriter(None, session="s1")  # in memory: no file
+        >>> for server_s, delay_s, event in [(1.0, 0.05, "agent_started"),
+        ...                                  (2.0, 0.08, "agent_completed")]:
+        ...     frame = json.dumps({"type": event, "timestamp": 1_700_000_000 + server_s})
+        ...     ns = int((1_700_000_000 + server_s + delay_s) * 10**9)
+        ...     _ = w.frame("receive", frame, t_wall_ns=ns, t_mono_ns=ns)
+        >>> clock_offsets(w.to_trace().to_frame())
+          session  n  offset_s  delay_p50_s  delay_max_s  at_seq       at_event
+        0      s1  2      0.05        0.065         0.08       1  agent_started
     """
     _check_frame(df, _OFFSET_COLUMNS, "clock_offsets")
     stream = _stream_column(df)
@@ -1015,12 +1079,21 @@ def summarize(
     interpolate linearly between order statistics (numpy's default), so with few values
     p99 lies between the two largest.
 
-    Example::
+    Example (a run's gaps; its first event has none, hence ``missing``)::
 
-        >>> summarize(event_gaps(df), "gap_s", by="event")
-                     event  count  missing   p50   p90   p99   max
-        0  agent_completed     10        0  0.21  0.30  0.33  0.33
-        1   agent_thinking     20        0  0.05  0.09  0.12  0.12
+        >>> from netra_ws.trace import TraceWriter
+        >>> w = TraceWriter(None, session="s1")  # in memory: no file
+        >>> for ms, event in [(0, "user_message"), (200, "agent_started"),
+        ...                   (500, "agent_thinking"), (600, "agent_thinking"),
+        ...                   (1500, "agent_completed")]:
+        ...     way = "send" if event == "user_message" else "receive"
+        ...     ns = ms * 10**6
+        ...     _ = w.frame(way, f'{{"type": "{event}"}}', t_wall_ns=ns, t_mono_ns=ns)
+        >>> summarize(event_gaps(w.to_trace().to_frame()), "gap_s", by="event")
+                     event  count  missing  p50   p90    p99  max
+        0  agent_completed      1        0  0.9  0.90  0.900  0.9
+        1    agent_started      0        1  NaN   NaN    NaN  NaN
+        2   agent_thinking      2        0  0.2  0.28  0.298  0.3
     """
     if not isinstance(table, pd.DataFrame):
         raise TypeError(f"summarize() takes a pandas DataFrame, not {type(table).__name__}")
@@ -1042,7 +1115,7 @@ def summarize(
     g = frame.groupby(keys, dropna=False, sort=True, observed=True)["_value"]
     out = g.count().rename("count").to_frame()
     out["missing"] = g.size() - out["count"]
-    quantiles = g.quantile(list(_QUANTILES.values())).unstack()
+    quantiles = g.quantile(np.array(list(_QUANTILES.values()))).unstack()
     for name, q in _QUANTILES.items():
         out[name] = quantiles[q]
     out["max"] = g.max()
@@ -1082,13 +1155,21 @@ def summarize_runs(df: pd.DataFrame, *, include_housekeeping: bool = False) -> p
     Columns: metric, name, count, missing, p50, p90, p99, max (seconds). Compare two sets
     with :func:`compare_runs`; chart one with :func:`netra_ws.plots.plot_gap_ecdf`.
 
-    Example::
+    Example (a run, then a trigger that got no reply)::
 
-        >>> summarize_runs(load_traces("data/runs/"))
-                         metric            name  count  missing   p50   p90   p99   max
-        0   time_to_first_event             all     10        1  0.21  0.35  0.39  0.39
-        1              duration             all      9        2  1.52  1.90  1.98  1.98
-        2                   gap  agent_thinking     25        0  0.05  0.09  0.12  0.14
+        >>> from netra_ws.trace import TraceWriter
+        >>> w = TraceWriter(None, session="s1")  # in memory: no file
+        >>> for ms, event in [(0, "user_message"), (200, "agent_started"),
+        ...                   (1500, "agent_completed"), (5000, "user_message")]:
+        ...     way = "send" if event == "user_message" else "receive"
+        ...     ns = ms * 10**6
+        ...     _ = w.frame(way, f'{{"type": "{event}"}}', t_wall_ns=ns, t_mono_ns=ns)
+        >>> summarize_runs(w.to_trace().to_frame())[["metric", "name", "count", "missing", "max"]]
+                        metric             name  count  missing  max
+        0  time_to_first_event              all      1        1  0.2
+        1             duration              all      1        1  1.5
+        2                  gap  agent_completed      1        0  1.3
+        3                  gap              all      1        0  1.3
     """
     fr = _prepare(df, _PHASE_COLUMNS, "summarize_runs")
     runs = _run_arrays(fr, include_housekeeping)
@@ -1150,12 +1231,24 @@ def compare_runs(
     Columns: metric, name, stat, a, b, delta, rel_change, change, count_a, count_b,
     missing_a, missing_b. Chart it with :func:`netra_ws.plots.plot_comparison`.
 
-    Example::
+    Example (the same run, answered three times slower)::
 
-        >>> cmp = compare_runs(load_traces("data/local/"), load_traces("data/staging/"))
-        >>> cmp[cmp.change == "worse"][["metric", "name", "stat", "a", "b", "change"]]
-                 metric            name stat     a     b change
-        3      duration             all  p90  1.90  4.20  worse
+        >>> from netra_ws.trace import TraceWriter
+        >>> def table(slowdown):
+        ...     w = TraceWriter(None, session="s1")  # in memory: no file
+        ...     for ms, event in [(0, "user_message"), (200, "agent_started"),
+        ...                       (1500, "agent_completed")]:
+        ...         way = "send" if event == "user_message" else "receive"
+        ...         ns = ms * slowdown * 10**6
+        ...         _ = w.frame(way, f'{{"type": "{event}"}}', t_wall_ns=ns, t_mono_ns=ns)
+        ...     return w.to_trace().to_frame()
+        >>> cmp = compare_runs(table(1), table(3), stats=["p50"])
+        >>> cmp[["metric", "name", "a", "b", "change"]]
+                        metric             name    a    b change
+        0  time_to_first_event              all  0.2  0.6  worse
+        1             duration              all  1.5  4.5  worse
+        2                  gap  agent_completed  1.3  3.9  worse
+        3                  gap              all  1.3  3.9  worse
     """
     stats = list(stats)
     unknown = [s for s in stats if s not in _STATS]
@@ -1224,7 +1317,7 @@ def compare_runs(
     return out.sort_values("_row", kind="stable").drop(columns="_row").reset_index(drop=True)
 
 
-def _counts(column: pd.Series) -> pd.api.extensions.ExtensionArray:
+def _counts(column: pd.Series) -> ExtensionArray:
     return pd.array(column.to_numpy(dtype="float64", na_value=np.nan), dtype="Int64")
 
 
@@ -1262,23 +1355,24 @@ def _eq(column: pd.Series, value: str) -> np.ndarray:
     return column.eq(value).to_numpy(dtype=bool, na_value=False)
 
 
-def _codes(column: pd.Series) -> tuple[np.ndarray, pd.Index]:
+def _codes(column: pd.Series) -> tuple[np.ndarray, ExtensionArray]:
     """Integer codes of a column (-1 for NA) and its distinct values, by first appearance."""
-    return pd.factorize(column.array)
+    values: ExtensionArray = column.array
+    return values.factorize()  # what pd.factorize(values) calls for an ExtensionArray
 
 
-def _block_codes(values: Any) -> tuple[np.ndarray, pd.Index]:
+def _block_codes(values: ExtensionArray) -> tuple[np.ndarray, ExtensionArray]:
     """Like :func:`_codes`, hashing only where the value changes.
 
     Streams (one value per file) and the run ids of a capture (one run after another) come
     in blocks, so this hashes a few values instead of a million strings.
     """
     if len(values) == 0:
-        return np.empty(0, dtype=np.int64), pd.Index([], dtype=object)
+        return values.factorize()
     changed = np.ones(len(values), dtype=bool)
     # NA compares as NA: count it as a change, which is always safe.
     changed[1:] = pd.Series(values[1:] != values[:-1]).to_numpy(dtype=bool, na_value=True)
-    codes, uniques = pd.factorize(values.take(np.flatnonzero(changed)))
+    codes, uniques = values.take(np.flatnonzero(changed)).factorize()
     return codes[np.cumsum(changed) - 1], uniques
 
 

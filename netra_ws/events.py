@@ -479,7 +479,7 @@ def _lookup_timestamp(
 
 
 def _payload(
-    obj: dict[str, Any],
+    obj: Mapping[str, Any],
     envelope: str,
     data: dict[str, Any] | None,
     top_payload: dict[str, Any] | None,
@@ -529,7 +529,7 @@ def _as_id(value: Any) -> str | None:
     return None
 
 
-def _without(obj: dict[str, Any], keys: tuple[str, ...]) -> dict[str, Any]:
+def _without(obj: Mapping[str, Any], keys: tuple[str, ...]) -> dict[str, Any]:
     return {k: v for k, v in obj.items() if k not in keys}
 
 

@@ -40,14 +40,15 @@ no code; see :class:`Profile` for the format.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from importlib import resources
+from importlib.resources.abc import Traversable
 from itertools import pairwise
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any, Final, Literal
+from typing import Any, Final, Literal, SupportsIndex, cast, overload
 
 import pandas as pd
 
@@ -157,7 +158,13 @@ class Checks(list[CheckResult]):
     ``print(checks.explain())`` lists them in plain text.
     """
 
-    def __getitem__(self, key):  # type: ignore[override]
+    @overload
+    def __getitem__(self, key: str) -> CheckResult: ...
+    @overload
+    def __getitem__(self, key: SupportsIndex) -> CheckResult: ...
+    @overload
+    def __getitem__(self, key: slice) -> list[CheckResult]: ...
+    def __getitem__(self, key: str | SupportsIndex | slice) -> CheckResult | list[CheckResult]:
         if isinstance(key, str):
             for check in self:
                 if check.name == key:
@@ -201,8 +208,11 @@ class Checks(list[CheckResult]):
         rank = {FAILED: 0, INCONCLUSIVE: 1, PASSED: 2}
         return "\n".join(str(c) for c in sorted(self, key=lambda c: rank[c.status]))
 
-    def _repr_html_(self) -> str:
-        return self.to_frame()._repr_html_()  # type: ignore[operator]
+    def _repr_html_(self) -> str | None:
+        # pandas-stubs leave out DataFrame._repr_html_ (pandas has it: the notebook's table,
+        # None when display.notebook_repr_html is off): their __getattr__ types it a column.
+        render = cast("Callable[[], str | None]", self.to_frame()._repr_html_)
+        return render()
 
     def __repr__(self) -> str:
         return f"<Checks {self.status}: {len(self)} checks, {len(self.failures)} failed>"
@@ -328,7 +338,7 @@ def load_profile(profile: str | Path | Mapping[str, Any] | Profile = DEFAULT_PRO
     )
 
 
-def _profile_dir():
+def _profile_dir() -> Traversable:
     return resources.files("netra_ws") / "profiles"
 
 
@@ -442,7 +452,12 @@ def _records(source: FrameSource) -> list[dict[str, Any]]:
     their frames completed with the normalized fields (:func:`complete_frame_record`)."""
     if isinstance(source, pd.DataFrame):
         table = source.astype(object).where(source.notna(), None)
-        out = [{"kind": "frame", **row} for row in table.to_dict("records")]
+        # pandas-stubs type a row's keys Hashable (a column name can be any); a frame
+        # table's are the trace's column names, strings.
+        out = [
+            {"kind": "frame", **{str(k): v for k, v in row.items()}}
+            for row in table.to_dict("records")
+        ]
     else:
         records = getattr(source, "records", None)  # Trace (a list) or Session (a method)
         if callable(records):
@@ -524,8 +539,8 @@ def _runs(records: list[dict[str, Any]], frames: list[_Frame]) -> tuple[list[_Ru
             runs.append(_Run(events, trigger))
     # Name runs only when there are several: "run #3" is the seq of its first event.
     many = len(runs) > 1
-    for run in runs:
-        run.label = f"run #{run.events[0].seq}: " if many else ""
+    for answered in runs:
+        answered.label = f"run #{answered.events[0].seq}: " if many else ""
     return runs, triggers
 
 
@@ -551,8 +566,8 @@ def check_run(
     a failure read its ``explanation`` and look its ``evidence`` seqs up in the trace.
     """
     prof = load_profile(profile)
-    limits = {**prof.budgets, **_budget_overrides(budgets)}
-    limits = {k: v for k, v in limits.items() if v is not None}
+    merged = {**prof.budgets, **_budget_overrides(budgets)}
+    limits = {k: v for k, v in merged.items() if v is not None}
     records = _records(frames)
     all_frames = _frames(records)
     runs, triggers = _runs(records, all_frames)
@@ -785,10 +800,13 @@ def _order_problem(events: list[_Frame], closed: str = "") -> tuple[str, list[in
     """The first place where ``events`` leave the run grammar, or None."""
     # States: "start" (nothing yet), "thinking" (after agent_started), "tool" (inside a
     # tool call), "tools" (after a tool call), "ended" (after a terminal event).
-    state, opened, ended = "start", None, None
+    state = "start"
+    opened: _Frame | None = None
+    ended: _Frame | None = None
     for frame in events:
         name = frame.name
         if state == "ended":
+            assert ended is not None  # state becomes "ended" only together with ended
             return f"{frame.ref} after the run ended with {ended.ref}", [ended.seq, frame.seq]
         if state == "start":
             if name != "agent_started":
@@ -797,6 +815,7 @@ def _order_problem(events: list[_Frame], closed: str = "") -> tuple[str, list[in
         elif name == "agent_started":
             return f"a second agent_started, {frame.ref}, inside the run", [frame.seq]
         elif state == "tool":
+            assert opened is not None  # state becomes "tool" only together with opened
             if name != "tool_completed":
                 return (
                     f"{frame.ref} while {opened.ref} had no tool_completed yet",

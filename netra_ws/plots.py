@@ -114,12 +114,20 @@ def plot_timeline(
     shaded spans where the table has a ``t_end_s`` value; when both tables have
     ``session``, only the marks of the sessions shown are drawn.
 
-    Example::
+    Example (a run, and a mark where the probe began to wait)::
 
-        >>> trace = read_trace("data/probe.jsonl")
+        >>> from netra_ws.trace import TraceWriter
+        >>> w = TraceWriter(None, session="s1")  # in memory: no file
+        >>> for ms, event in [(0, "connection_established"), (100, "user_message"),
+        ...                   (300, "agent_started"), (1500, "agent_completed")]:
+        ...     way = "send" if event == "user_message" else "receive"
+        ...     ns = ms * 10**6
+        ...     _ = w.frame(way, f'{{"type": "{event}"}}', t_wall_ns=ns, t_mono_ns=ns)
+        >>> _ = w.mark("quiet window begins", t_wall_ns=1600 * 10**6, t_mono_ns=1600 * 10**6)
+        >>> trace = w.to_trace()
         >>> ax = plot_timeline(trace.to_frame(), marks=trace.marks_frame())
         >>> [t.get_text() for t in ax.get_yticklabels()]
-        ['connection_established', 'user_message', 'agent_started', ...]
+        ['connection_established', 'user_message', 'agent_started', 'agent_completed']
     """
     if lanes not in ("event", "run"):
         raise ValueError(f"lanes must be 'event' or 'run', not {lanes!r}")
@@ -327,11 +335,20 @@ def plot_gaps(
     threshold is a dashed line. For one run the x axis names each event the gap led to;
     for several, it names the runs, separated by thin lines.
 
-    Example::
+    Example (one gap of 1.5 s, over the threshold)::
 
-        >>> ax = plot_gaps(event_gaps(df), threshold_s=1.0)
-        >>> [round(p.get_height(), 2) for p in ax.patches]
-        [0.15, 0.3, 0.1, 1.5, 0.2]
+        >>> from netra_ws.analysis import event_gaps
+        >>> from netra_ws.trace import TraceWriter
+        >>> w = TraceWriter(None, session="s1")  # in memory: no file
+        >>> for ms, event in [(0, "user_message"), (200, "agent_started"),
+        ...                   (500, "agent_thinking"), (600, "agent_thinking"),
+        ...                   (2100, "agent_completed")]:
+        ...     way = "send" if event == "user_message" else "receive"
+        ...     ns = ms * 10**6
+        ...     _ = w.frame(way, f'{{"type": "{event}"}}', t_wall_ns=ns, t_mono_ns=ns)
+        >>> ax = plot_gaps(event_gaps(w.to_trace().to_frame()), threshold_s=1.0)
+        >>> [round(float(p.get_height()), 2) for p in ax.patches]
+        [0.3, 0.1, 1.5]
     """
     _check(gaps, ["run", "event", "gap_s"], "plot_gaps")
     rows = gaps[gaps["gap_s"].notna()]
@@ -402,9 +419,18 @@ def plot_gap_histogram(
 
     Example::
 
-        >>> ax = plot_gap_histogram(event_gaps(df), by="event")
+        >>> from netra_ws.analysis import event_gaps
+        >>> from netra_ws.trace import TraceWriter
+        >>> w = TraceWriter(None, session="s1")  # in memory: no file
+        >>> for ms, event in [(0, "user_message"), (200, "agent_started"),
+        ...                   (500, "agent_thinking"), (600, "agent_thinking"),
+        ...                   (2100, "agent_completed")]:
+        ...     way = "send" if event == "user_message" else "receive"
+        ...     ns = ms * 10**6
+        ...     _ = w.frame(way, f'{{"type": "{event}"}}', t_wall_ns=ns, t_mono_ns=ns)
+        >>> ax = plot_gap_histogram(event_gaps(w.to_trace().to_frame()), by="event")
         >>> [t.get_text() for t in ax.get_legend().get_texts()]
-        ['agent_thinking (n=3)', 'tool_executing (n=1)', ...]
+        ['agent_completed (n=1)', 'agent_thinking (n=2)']
     """
     groups, label = _groups(gaps, value, by, "plot_gap_histogram")
     ax = _axes(ax)
@@ -448,8 +474,18 @@ def plot_gap_ecdf(
 
     Example::
 
-        >>> ax = plot_gap_ecdf(event_gaps(df), by="event")
-        >>> len(ax.get_lines())          # one line per event type, plus the two guides
+        >>> from netra_ws.analysis import event_gaps
+        >>> from netra_ws.trace import TraceWriter
+        >>> w = TraceWriter(None, session="s1")  # in memory: no file
+        >>> for ms, event in [(0, "user_message"), (200, "agent_started"),
+        ...                   (500, "agent_thinking"), (600, "agent_thinking"),
+        ...                   (2100, "agent_completed")]:
+        ...     way = "send" if event == "user_message" else "receive"
+        ...     ns = ms * 10**6
+        ...     _ = w.frame(way, f'{{"type": "{event}"}}', t_wall_ns=ns, t_mono_ns=ns)
+        >>> ax = plot_gap_ecdf(event_gaps(w.to_trace().to_frame()), by="event")
+        >>> len(ax.get_lines())  # one line per event type with gaps, plus the two guides
+        4
     """
     groups, label = _groups(gaps, value, by, "plot_gap_ecdf")
     ax = _axes(ax)
@@ -491,9 +527,19 @@ def plot_overlay(
     default: percentiles read straight off) or "hist". ``labels`` name the sets in the
     legend and the title.
 
-    Example::
+    Example (the same run, answered twice as slowly on staging)::
 
-        >>> ax = plot_overlay(event_gaps(local), event_gaps(staging), labels=("local", "staging"))
+        >>> from netra_ws.analysis import event_gaps
+        >>> from netra_ws.trace import TraceWriter
+        >>> def gaps(slowdown):
+        ...     w = TraceWriter(None, session="s1")  # in memory: no file
+        ...     for ms, event in [(0, "user_message"), (200, "agent_started"),
+        ...                       (500, "agent_thinking"), (1500, "agent_completed")]:
+        ...         way = "send" if event == "user_message" else "receive"
+        ...         ns = ms * slowdown * 10**6
+        ...         _ = w.frame(way, f'{{"type": "{event}"}}', t_wall_ns=ns, t_mono_ns=ns)
+        ...     return event_gaps(w.to_trace().to_frame())
+        >>> ax = plot_overlay(gaps(1), gaps(2), labels=("local", "staging"))
         >>> ax.get_title()
         'Gaps: local vs staging'
     """
@@ -529,11 +575,22 @@ def plot_tool_latency(
     latency. Boxes are sorted by tool name; the tick label gives the number of calls, and
     how many never completed, which is often the real finding.
 
-    Example::
+    Example (a search that took 1.2 s, then a fetch that never completed)::
 
-        >>> ax = plot_tool_latency(phase_durations(df))
+        >>> import json
+        >>> from netra_ws.analysis import phase_durations
+        >>> from netra_ws.trace import TraceWriter
+        >>> w = TraceWriter(None, session="s1")  # in memory: no file
+        >>> for ms, way, frame in [
+        ...     (0, "send", {"type": "user_message"}),
+        ...     (800, "receive", {"type": "tool_executing", "tool_name": "search"}),
+        ...     (2000, "receive", {"type": "tool_completed", "tool_name": "search"}),
+        ...     (2100, "receive", {"type": "tool_executing", "tool_name": "fetch"}),
+        ... ]:
+        ...     _ = w.frame(way, json.dumps(frame), t_wall_ns=ms * 10**6, t_mono_ns=ms * 10**6)
+        >>> ax = plot_tool_latency(phase_durations(w.to_trace().to_frame()))
         >>> [t.get_text() for t in ax.get_xticklabels()]
-        ['cost_analyzer\\n(n=12)', 'web_search\\n(n=3, 1 unmatched)']
+        ['fetch\\n(n=0, 1 unmatched)', 'search\\n(n=1)']
     """
     _check(phases, ["kind", "tool_name", "duration_s", "matched"], "plot_tool_latency")
     tools = phases[phases["kind"].eq("tool").to_numpy(dtype=bool, na_value=False)]
@@ -585,9 +642,19 @@ def plot_comparison(
     coloured by the change (:data:`CHANGE_COLORS`: green better, red worse, grey same), with
     the delta written at its end. Rows read top to bottom in the table's order.
 
-    Example::
+    Example (the same run, answered three times slower after a change)::
 
-        >>> ax = plot_comparison(compare_runs(before, after), stat="p90",
+        >>> from netra_ws.analysis import compare_runs
+        >>> from netra_ws.trace import TraceWriter
+        >>> def table(slowdown):
+        ...     w = TraceWriter(None, session="s1")  # in memory: no file
+        ...     for ms, event in [(0, "user_message"), (200, "agent_started"),
+        ...                       (1500, "agent_completed")]:
+        ...         way = "send" if event == "user_message" else "receive"
+        ...         ns = ms * slowdown * 10**6
+        ...         _ = w.frame(way, f'{{"type": "{event}"}}', t_wall_ns=ns, t_mono_ns=ns)
+        ...     return w.to_trace().to_frame()
+        >>> ax = plot_comparison(compare_runs(table(1), table(3)), stat="p90",
         ...                      labels=("before", "after"))
         >>> [t.get_text() for t in ax.get_yticklabels()][:2]
         ['time_to_first_event', 'duration']
@@ -652,10 +719,14 @@ def save_figure(
     and a tight bounding box: the default size gives about 960 x 540 pixels. Returns the
     path, ready for a Markdown ``![chart](path)``.
 
-    Example::
+    Example (into a temporary directory; the default is ``data/``)::
 
-        >>> save_figure(plot_gaps(event_gaps(df)), "gaps")
-        PosixPath('data/gaps.png')
+        >>> import tempfile
+        >>> fig, ax = plt.subplots()
+        >>> with tempfile.TemporaryDirectory() as out:
+        ...     path = save_figure(ax, "charts/empty", out_dir=out)
+        ...     path.relative_to(out), path.stat().st_size > 0
+        (PosixPath('charts/empty.png'), True)
     """
     if isinstance(fig_or_ax, (Axes, SubFigure)):
         figure = fig_or_ax.get_figure(root=True)
