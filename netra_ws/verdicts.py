@@ -431,11 +431,14 @@ def connection_end(records: Sequence[Record]) -> ConnectionEnd:
             close_code=code,
         )
     if close is not None and code in _FAILURE_CLOSES:
-        lost = "without a close frame" if code == 1006 else f"with {code}{reason}"
+        how = (
+            "the connection was lost without a close frame (1006)"
+            if code == 1006
+            else f"the server closed the connection with {code}{reason} (a server failure)"
+        )
         return ConnectionEnd(
             "failed",
-            f"the server dropped the connection {lost}"
-            + (" before sending anything." if first is None else "."),
+            how + (" before sending anything." if first is None else "."),
             at_connect=first is None,
             close_code=code,
         )

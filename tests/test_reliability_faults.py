@@ -94,7 +94,10 @@ def test_a_close_1011_mid_run(make_server, tmp_path, server_log):
         result.explanation,
     ), result.explanation
     # The second user_message could not be sent: the probe says why, not just "failed".
-    assert "connection closed (code 1011" in result.explanation
+    assert (
+        "the server closed the connection with 1011 Internal error (injected fault) (a server "
+        "failure)" in result.explanation
+    )
     _no_secrets(tmp_path, token, server_log.text)
 
 
