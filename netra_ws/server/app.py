@@ -189,6 +189,11 @@ class ServerConfig:
         if self.replay is not None and not isinstance(self.replay, Replay):
             object.__setattr__(self, "replay", load_replay(self.replay))
 
+    @property
+    def fault_plan(self) -> tuple[Fault, ...]:
+        """The faults as :class:`Fault` objects (``__post_init__`` parsed every SPEC)."""
+        return tuple(f for f in self.faults if isinstance(f, Fault))
+
 
 class ReferenceServer:
     """The Netra reference server on one event loop.
@@ -251,7 +256,7 @@ class ReferenceServer:
             self.config.environment,
             mode,
             self.seed,
-            ", ".join(f.description for f in self.config.faults) or "none",
+            ", ".join(f.description for f in self.config.fault_plan) or "none",
         )
 
     async def stop(self) -> None:
@@ -579,7 +584,7 @@ class _Connection:
         steps = run_steps(script, text, run_rng(server.seed, self.index, number))
         actions = plan_run(
             steps,
-            server.config.faults,
+            server.config.fault_plan,
             connection=self.index,
             run=number,
             rng=run_rng(server.seed, self.index, number, "faults"),
@@ -705,7 +710,7 @@ class _ReplayConnection:
                 return
             # Timed from the client's first message, even when the greeting outlasted it.
             started = await self.first_message
-            actions = self._actions(self.replay.response, faults=self.server.config.faults)
+            actions = self._actions(self.replay.response, faults=self.server.config.fault_plan)
             await _perform(self.ws, actions, where=where, start=started)
         except ConnectionClosed:
             pass
