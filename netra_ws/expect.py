@@ -1089,8 +1089,7 @@ def check_connection(records: FrameSource) -> CheckResult:
         return CheckResult(name, FAILED, f"nothing was received after connecting{closed}.")
     first = frames[0]
     if first.name != "connection_established":
-        if first.error_code == "AUTH_FAILED":
-            return CheckResult(
+        return CheckResult(
                 name,
                 FAILED,
                 f"the server refused the credentials: the first frame is {first.ref} "

@@ -463,8 +463,8 @@ def _handshake_end(error: Record) -> ConnectionEnd:
             words = f"the server answered HTTP {status}, not a WebSocket upgrade."
         return ConnectionEnd(kind, words, at_connect=True, http_status=status)
     if error.get("exception") == "WaitTimeout":
-        return ConnectionEnd("timed out", f"could not connect: {message}", at_connect=True)
-    return ConnectionEnd("unreachable", f"could not connect: {message}", at_connect=True)
+        return ConnectionEnd("timed out", f"the handshake timed out: {message}", at_connect=True)
+    return ConnectionEnd("unreachable", f"the target was not reached: {message}", at_connect=True)
 
 
 def connection_problem(records: Sequence[Record]) -> str | None:

@@ -243,8 +243,8 @@ def test_staging_937_report_sentences(reports):
         "token (none sent, or its DEMO_MODE).",
         "We sent user_message (flat form) and user_message (payload form) and collected for ",
         "each: no agent events came back. Likely causes: (1) the connection is the demo user",
-        "This is a failure, not a pass: no event was validated (the proposed #937 fix would "
-        "have validated a hand-made event here).",
+        "This is a failure, not a pass: no event was validated. (The proposed #937 fix would "
+        "have validated a hand-made event here.)",
         "Authentication is not enforced: no token, expired token and bad signature were "
         "accepted as 'demo-use...'. With a valid token (header, jwt.<base64url> subprotocol and "
         "bare jwt-auth + header) no agent events flowed after user_message — the server saw the "
