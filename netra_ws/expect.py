@@ -1090,14 +1090,6 @@ def check_connection(records: FrameSource) -> CheckResult:
     first = frames[0]
     if first.name != "connection_established":
         return CheckResult(
-                name,
-                FAILED,
-                f"the server refused the credentials: the first frame is {first.ref} "
-                f"AUTH_FAILED{closed}. Connect with a valid token (header or jwt.<token> "
-                "subprotocol).",
-                evidence=(first.seq,),
-            )
-        return CheckResult(
             name,
             FAILED,
             f"the first frame received is {first.ref}, not connection_established{closed}.",
