@@ -74,7 +74,7 @@ def test_filter_by_event_direction_text_and_run(trace):
 def test_filter_refuses_what_it_cannot_select(trace):
     with pytest.raises(ValueError, match="direction must be one of"):
         trace.filter(dir="up")
-    with pytest.raises(ValueError, match="its runs: 1 .*, 2 "):
+    with pytest.raises(ValueError, match=r"its runs: 1 .*, 2 "):
         trace.filter(run=3)
     with pytest.raises(ValueError, match="bad regular expression"):
         trace.filter(text="(")
