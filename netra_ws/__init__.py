@@ -29,6 +29,7 @@ _EXPORTS: dict[str, tuple[str, ...]] = {
     ),
     "capture": ("capture_runs",),
     "client": ("Collected", "Handshake", "Received", "Session", "connect"),
+    "diff": ("TraceDiff", "diff_traces"),
     "errors": (
         "AuthenticationFailed",
         "ConnectFailed",

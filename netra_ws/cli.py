@@ -264,6 +264,137 @@ def _export_har(args: argparse.Namespace) -> int:
     return 0
 
 
+# --- connect, show, diff: the interactive investigation (issue 15) -------------------------
+
+
+def _color(args: argparse.Namespace, stream: object) -> bool:
+    """Colour only for a terminal, and never with --no-color or $NO_COLOR (no-color.org)."""
+    import os
+
+    isatty = getattr(stream, "isatty", None)
+    return not args.no_color and not os.environ.get("NO_COLOR") and bool(isatty and isatty())
+
+
+def _connect(args: argparse.Namespace) -> int:
+    import os
+
+    from .console import run_console
+    from .target import DEFAULT_TOKEN_ENV, resolve_target
+
+    if args.token_env and not os.environ.get(args.token_env):
+        print(f"error: ${args.token_env} is not set or empty", file=sys.stderr)
+        return 2
+    with resolve_target(
+        args.url,
+        token_env=args.token_env or DEFAULT_TOKEN_ENV,
+        auth=args.auth,
+        dialect=args.dialect,
+        server_auth=args.server_auth,
+    ) as target:
+        return run_console(target, out=args.out, color=_color(args, sys.stdout))
+
+
+def _show(args: argparse.Namespace) -> int:
+    from .browse import frame_json, listing
+    from .trace import read_trace
+
+    try:
+        trace = read_trace(args.trace)
+        chosen = trace.filter(event=args.event, dir=args.dir, text=args.grep, run=args.run)
+    except (OSError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    if args.json:
+        # One frame per line, as recorded: for jq. json.dumps escapes control characters.
+        for record in chosen.frames:
+            print(json.dumps(record, separators=(",", ":")))
+        return 0
+    filtered = any(v is not None for v in (args.event, args.dir, args.grep, args.run))
+    records = chosen.records if filtered else trace.records
+    origin = next((r["t_mono_ns"] for r in trace.records if "t_mono_ns" in r), None)
+    for line in listing(records, t0_ns=origin, color=_color(args, sys.stdout)):
+        print(line)
+    if args.full:
+        for record in chosen.frames:
+            print(frame_json(record))
+    return 0
+
+
+def _diff(args: argparse.Namespace) -> int:
+    from .diff import diff_traces
+
+    try:
+        result = diff_traces(args.a, args.b)
+    except (OSError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    if args.csv:
+        print(result.to_frame().to_csv(index=False), end="")
+    else:
+        print(result.to_text())
+    return 0 if result.same else 1
+
+
+def _add_investigation_commands(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    connect = commands.add_parser(
+        "connect",
+        help="an interactive, recording console (like wscat, with the Netra protocol)",
+        description="Connect (the embedded server when no URL), print every frame as it "
+        "arrives, send what you type (a JSON object as is, a plain line as user_message), "
+        "and record everything to OUT/console-<time>/. Type /help inside for the commands.",
+    )
+    connect.add_argument("url", nargs="?", default=None, help="omit for the embedded server")
+    connect.add_argument(
+        "--token-env",
+        default=None,
+        metavar="NAME",
+        help="environment variable holding the JWT (default: NETRA_WS_TOKEN when set)",
+    )
+    connect.add_argument(
+        "--auth",
+        choices=("header", "subprotocol", "both", "none"),
+        default=None,
+        help="how to send the token (default: header)",
+    )
+    connect.add_argument(
+        "--dialect", choices=sorted(DIALECTS), default="bridge", help="embedded server dialect"
+    )
+    connect.add_argument(
+        "--server-auth", choices=AUTH_MODES, default="strict", help="embedded server auth mode"
+    )
+    connect.add_argument("--out", default="data", help="directory for the trace")
+    connect.add_argument("--no-color", action="store_true", help="plain output (also $NO_COLOR)")
+    connect.set_defaults(func=_connect)
+
+    show = commands.add_parser(
+        "show",
+        help="list a trace readably (or as JSON Lines for jq), filtered",
+        description="List a trace one record a line (time, direction, event, payload "
+        "summary), as the console prints it; filters keep the matching frames.",
+    )
+    show.add_argument("trace", help="a trace file (.jsonl)")
+    show.add_argument("--event", action="append", default=None, help="this event (repeatable)")
+    show.add_argument("--dir", choices=("send", "receive"), default=None, help="one direction")
+    show.add_argument("--grep", default=None, metavar="RE", help="frames whose text matches RE")
+    show.add_argument("--run", default=None, metavar="N", help="the frames of run N (1, 2, …)")
+    show.add_argument("--json", action="store_true", help="the frame records as JSON Lines")
+    show.add_argument("--full", action="store_true", help="then each frame's full JSON")
+    show.add_argument("--no-color", action="store_true", help="plain output (also $NO_COLOR)")
+    show.set_defaults(func=_show)
+
+    diff = commands.add_parser(
+        "diff",
+        help="what changed between two traces or runs (A works, B does not)",
+        description="Compare trace A with trace B: events missing, extra or reordered, the "
+        "user each server attached, fields that differ per event type, timing per phase. "
+        "PATH#N stands for run N of a trace. Exit 0 when only timing differs, else 1.",
+    )
+    diff.add_argument("a", help="the trace that works (PATH or PATH#RUN)")
+    diff.add_argument("b", help="the trace to explain (PATH or PATH#RUN)")
+    diff.add_argument("--csv", action="store_true", help="the differences as CSV, one per row")
+    diff.set_defaults(func=_diff)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="netra-ws", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -498,6 +629,7 @@ def build_parser() -> argparse.ArgumentParser:
     export_har.add_argument("--out", default=None, help="the .har file (default: beside the trace)")
     export_har.add_argument("--overwrite", action="store_true", help="replace an existing file")
     export_har.set_defaults(func=_export_har)
+    _add_investigation_commands(commands)
     return parser
 
 

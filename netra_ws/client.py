@@ -127,6 +127,11 @@ class Received:
         what = self.name or self.parse_error or self.record.get("type")
         return f"<Received #{self.seq} {what!r} {self.record.get('size')} B>"
 
+    def _repr_html_(self) -> str:
+        from .browse import html_listing  # the notebook view; pandas-free
+
+        return html_listing([self.record], title=repr(self))
+
 
 @dataclass(frozen=True)
 class Handshake:
@@ -164,6 +169,20 @@ class Collected:
 
     def __iter__(self):
         return iter(self.frames)
+
+    def __repr__(self) -> str:
+        from .events import squeeze
+
+        names = squeeze(str(n or "?") for n in self.names) or "nothing"
+        return (
+            f"<Collected {self.reason}: {len(self.frames)} frames in {self.elapsed_s:.3f} s: "
+            f"{names}>"
+        )
+
+    def _repr_html_(self) -> str:
+        from .browse import html_listing
+
+        return html_listing([r.record for r in self.frames], title=repr(self))
 
 
 _CLOSED = object()  # what _get() returns once the connection is gone
@@ -235,6 +254,9 @@ class Session:
         self._flush_handle: asyncio.Handle | None = None  # a flush is scheduled
         self._unflushed_since_ns = 0  # receipt time of the oldest frame not yet flushed
         self._reader = asyncio.create_task(self._read_forever(), name="netra-ws-reader")
+        # Called at the end of close(): a live view draws its final state before the
+        # notebook cell that closed the session ends (a refresh later could be lost).
+        self._on_close: list[Callable[[], None]] = []
 
     # -- recording ---------------------------------------------------------------------
 
@@ -344,6 +366,29 @@ class Session:
     def to_frame(self):
         """One row per frame so far, as ``Trace.to_frame()`` gives it."""
         return self.to_trace().to_frame()
+
+    def live(self, *, every: float = 0.25, limit: int = 50) -> Any:
+        """Show the frames in the notebook as they arrive: a table and a small timeline,
+        updated in place (an IPython display handle) until the connection closes.
+
+        Returns the :class:`~netra_ws.live.LiveView` (``stop()`` it to end it early).
+        Call it inside a running event loop (a notebook cell's top-level ``await`` code).
+        """
+        from .live import LiveView
+
+        return LiveView(self, every=every, limit=limit)
+
+    def __repr__(self) -> str:
+        state = f"closed {self.close_code}" if self.closed else "open"
+        return (
+            f"<Session {self.url} {state}: {len(self._received_records)} frames received; "
+            f"trace {self.trace_path or 'in memory'}>"
+        )
+
+    def _repr_html_(self) -> str:
+        from .browse import html_listing
+
+        return html_listing(self.records(), title=repr(self))
 
     # -- sending -----------------------------------------------------------------------
 
@@ -550,6 +595,8 @@ class Session:
         finally:
             self._reader.cancel()
             self._writer.close()
+            for hook in self._on_close:
+                hook()
 
     async def __aenter__(self) -> Session:
         return self

@@ -708,6 +708,36 @@ class Trace:
         self.to_frame().to_parquet(out, engine="pyarrow", index=False, **_PARQUET_OPTIONS)
         return out
 
+    def filter(
+        self,
+        event: str | Iterable[str] | None = None,
+        dir: str | None = None,
+        text: str | None = None,
+        run: int | str | None = None,
+    ) -> Trace:
+        """A new trace holding the frames that match every criterion given, in order.
+
+        ``event``: a name or several (``agent_thinking``, whatever the envelope); ``dir``:
+        ``"send"`` or ``"receive"``; ``text``: a regular expression searched in the raw
+        frame text; ``run``: a run's number (1, 2, …) or label (``"connect#2"``), as
+        :func:`netra_ws.analysis.split_runs` cuts runs. The header is kept, and so are the
+        ``open`` records (the handshake, and the origin of ``t_s``, so times stay those of
+        the whole trace); other records (marks, close) are left out. Raises ``ValueError``
+        for a bad direction, expression or run. Show it, list it
+        (``netra-ws show``), or diff it (:func:`netra_ws.diff.diff_traces`).
+        """
+        from .browse import select_frames  # browse imports this module
+
+        frames = select_frames(self.records, event=event, direction=dir, text=text, run=run)
+        kept = {id(f) for f in frames}
+        chosen = [r for r in self.records if id(r) in kept or r.get("kind") == "open"]
+        return Trace(self.meta, chosen, path=self.path)
+
+    def _repr_html_(self) -> str:
+        from .browse import html_listing
+
+        return html_listing(self.records, title=repr(self))
+
     def __repr__(self) -> str:
         where = self.path.name if self.path is not None else "in memory"
         if self._records is None:

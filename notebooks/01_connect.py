@@ -6,7 +6,7 @@
 #       extension: .py
 #       format_name: percent
 #       format_version: '1.3'
-#       jupytext_version: 1.19.6
+#       jupytext_version: 1.19.7
 #   kernelspec:
 #     display_name: Python 3
 #     language: python
@@ -139,6 +139,23 @@ connection
 
 # %%
 connection.to_frame().T
+
+# %% [markdown]
+# ## Watching a session live
+#
+# `session.live()` shows the frames as they arrive, under the cell: a small timeline (sent
+# above, received below) and the table of frames, each payload opening onto its full JSON.
+# It updates in place until the connection closes, so the saved notebook keeps its final
+# state. Here a preview of step 3: a `user_message`, and the agent events that answer it
+# (trace `live.jsonl`; `python -m netra_ws connect` does the same in a terminal).
+
+# %%
+async with target.connect(trace=OUT / "live.jsonl", open_timeout=TIMEOUT) as session:
+    view = session.live()
+    await session.next(timeout=TIMEOUT)
+    await session.send_user_message("What did we spend last month?")
+    run = await session.collect(until=("agent_completed", "agent_error"), timeout=30)
+run
 
 # %% [markdown]
 # **What we learnt.** The connection works and authenticates; the first frame is

@@ -111,6 +111,15 @@ def test_01_connect_records_the_welcome_frame(tmp_path):
     assert records(connect, "open")[0]["http_status"] == 101
     probe = next(out.glob("connection-*.jsonl"))
     assert frames(probe, "receive")[0] == "connection_established"
+    # The live view's output holds its final state: closed, every agent event shown.
+    pages = [
+        o["data"]["text/html"]
+        for cell in nbformat.read(executed, as_version=4).cells
+        for o in cell.get("outputs", [])
+        if "frame timeline" in o.get("data", {}).get("text/html", "")
+    ]
+    assert len(pages) == 1 and "closed (1000)" in pages[0]
+    assert all(event in pages[0] for event in CRITICAL_EVENTS)
     assert_no_secrets(executed, out)
 
 
