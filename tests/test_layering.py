@@ -21,6 +21,8 @@ PURE = [
     "netra_ws.redact",
     "netra_ws.har",
     "netra_ws.report",
+    "netra_ws.browse",
+    "netra_ws.diff",
 ]
 NETWORK = ["websockets", "netra_ws.client", "netra_ws.server", "netra_ws.probes"]
 
