@@ -6,7 +6,7 @@
 #       extension: .py
 #       format_name: percent
 #       format_version: '1.3'
-#       jupytext_version: 1.19.6
+#       jupytext_version: 1.19.7
 #   kernelspec:
 #     display_name: Python 3
 #     language: python
@@ -92,6 +92,36 @@ for chart in report.chart_paths(path):
 
 # %%
 Markdown(report.to_markdown(embed_images=True))
+
+# %% [markdown]
+# ## What differs: the backend as intended, and as it was
+#
+# Notebook 03 ran the same workflow probe, with the same kind of valid token, against the
+# backend as intended (`bridge`) and as it was at the #937 commit (`staging-937`), both
+# enforcing authentication. `diff_traces` says what changed between the two traces: the
+# agent events that are missing, the user each server saw, timing. The typical use beyond
+# #937 is "local passes, staging fails: what is different?" (`netra-ws diff A B`).
+
+# %%
+from netra_ws import read_trace
+from netra_ws.diff import diff_traces
+
+
+def workflow_trace(dialect: str, server_auth: str) -> Path | None:
+    """The newest workflow probe trace of that embedded server among the sources."""
+    for folder in sources:
+        for trace in sorted(folder.rglob("workflow-*.jsonl"), reverse=True):
+            labels = read_trace(trace).meta.get("labels") or {}
+            if (labels.get("dialect"), labels.get("server_auth")) == (dialect, server_auth):
+                return trace
+    return None
+
+
+intended, as_it_was = workflow_trace("bridge", "strict"), workflow_trace("staging-937", "strict")
+if intended is not None and as_it_was is not None:
+    print(diff_traces(intended, as_it_was))
+else:
+    print("notebook 03 has not run under DATA_DIR: it records both traces")
 
 # %% [markdown]
 # **Next.** Read the report once as a stranger would: does every claim point at a trace? Then
