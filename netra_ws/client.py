@@ -26,8 +26,10 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 import websockets
+import websockets.asyncio.client
 from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus, InvalidURI
 from websockets.typing import Subprotocol
@@ -657,6 +659,12 @@ class connect:
     an existing directory (a file name is made up), a :class:`TraceWriter`, or None to
     keep the records in memory only. ``labels`` go into the trace's meta record.
 
+    A redirect (HTTP 3xx) is not followed: it is a :class:`HandshakeRejected` whose trace
+    record holds the status and ``Location``. With ``follow_redirects`` it is followed to the
+    same origin (scheme, host and port), never with credentials to another one; each hop is
+    recorded in the ``open`` record's ``redirects``, and its ``url`` is where the frames came
+    from.
+
     Raises :class:`ConnectRefused`, :class:`HandshakeRejected` (HTTP 401/403…),
     :class:`WaitTimeout` (``open_timeout``) or :class:`ConnectFailed`, each also recorded
     in the trace as an ``error`` record.
@@ -674,8 +682,10 @@ class connect:
         labels: Mapping[str, Any] | None = None,
         open_timeout: float = 10.0,
         max_size: int | None = 64 * 1024 * 1024,
+        follow_redirects: bool = False,
     ):
         self._url = url
+        self._follow_redirects = follow_redirects
         self._form, self._headers, self._offered = _auth_arguments(
             token, auth, headers, subprotocols
         )
@@ -698,24 +708,28 @@ class connect:
         url = redact_url(self._url)
         offered_redacted = [redact_subprotocol(s) for s in self._offered]
         started = time.perf_counter()
+        opening: _Opening | None = None
         try:
-            ws = await websockets.connect(
+            opening = _Opening(
                 self._url,
+                follow=self._follow_redirects,
                 additional_headers=self._headers or None,
                 subprotocols=[Subprotocol(s) for s in self._offered] or None,
                 open_timeout=self._open_timeout,
                 max_size=self._max_size,
                 logger=_WS_LOG,
             )
+            ws = await opening
         except BaseException as exc:
             error = _connect_error(exc, url, self._open_timeout)
-            details: dict[str, Any] = {}
+            hops = opening.redirects if opening is not None else []
+            details: dict[str, Any] = {"redirects": hops} if hops else {}
             if isinstance(error, HandshakeRejected):
-                details = {
-                    "http_status": error.status,
-                    "response_headers": error.headers,
-                    "body": error.body,
-                }
+                details.update(
+                    http_status=error.status,
+                    response_headers=error.headers,
+                    body=error.body,
+                )
             writer.record(
                 "error",
                 stage="connect",
@@ -738,9 +752,12 @@ class connect:
             auth=self._form,
             connect_ms=round((time.perf_counter() - started) * 1000, 3),
         )
+        assert opening is not None
+        followed: dict[str, Any] = {"redirects": opening.redirects} if opening.redirects else {}
         writer.record(
             "open",
-            url=url,
+            url=redact_url(opening.uri),  # where the frames come from, after any redirect
+            **followed,
             http_status=handshake.status,
             subprotocol=handshake.subprotocol,
             offered_subprotocols=offered_redacted,
@@ -761,6 +778,45 @@ class connect:
     async def __aexit__(self, *exc_info: object) -> None:
         assert self._session is not None
         await self._session.close()
+
+
+class _Opening(websockets.asyncio.client.connect):
+    """websockets' opening handshake, with the kit's rule for redirects.
+
+    websockets follows a redirect on its own and sends the same headers (the token) to the
+    new address, whichever origin it is: evidence of the wrong server, and a credential
+    handed to it. Here a redirect is followed only when asked, only to the same origin,
+    and each hop is kept (``redirects``) for the trace.
+    """
+
+    def __init__(self, uri: str, *, follow: bool, **kwargs: Any):
+        super().__init__(uri, **kwargs)
+        self._follow = follow
+        self._origin = _origin(uri)
+        self.redirects: list[dict[str, Any]] = []
+
+    def process_redirect(self, exc: Exception) -> Exception | str:
+        target = super().process_redirect(exc)
+        if not isinstance(target, str):
+            return target  # not a redirect websockets would follow: the error as it is
+        assert isinstance(exc, InvalidStatus)
+        hop = {"status": exc.response.status_code, "location": redact_url(target)}
+        if not self._follow:
+            return exc  # reported as the 3xx it is, with its Location
+        if _origin(target) != self._origin:
+            self.redirects.append({**hop, "followed": False})
+            return InvalidHandshake(
+                f"not following the redirect to another origin ({redact_url(target)}): "
+                "the credentials would go with it"
+            )
+        self.redirects.append({**hop, "followed": True})
+        return target
+
+
+def _origin(uri: str) -> tuple[str, str, int]:
+    parsed = urlsplit(uri)
+    default = 443 if parsed.scheme == "wss" else 80
+    return (parsed.scheme, (parsed.hostname or "").lower(), parsed.port or default)
 
 
 def _connect_error(exc: BaseException, url: str, timeout: float) -> BaseException:

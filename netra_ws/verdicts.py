@@ -393,6 +393,9 @@ def connection_end(records: Sequence[Record]) -> ConnectionEnd:
     opened = first_of(records, "open")
     if opened is None and error is not None:
         return _handshake_end(error)
+    violated = _client_failed(records)
+    if violated is not None:
+        return violated
     frames = received(records)
     close = server_close(records)
     code = close.get("code") if close is not None else None
@@ -449,6 +452,49 @@ def connection_end(records: Sequence[Record]) -> ConnectionEnd:
     )
 
 
+# Close codes the *client* sends when the server broke the protocol (RFC 6455 §7.4.1), what
+# each says about the server, and keepalive's 1011: no pong came back in time.
+_VIOLATIONS = {
+    1002: "the server broke the WebSocket protocol",
+    1007: "the server broke the WebSocket protocol: a text frame that is not valid UTF-8",
+    1009: "the server sent a frame over the client's size limit",
+}
+
+
+def _header(headers: Any, name: str) -> str | None:
+    """A header's value from a recorded header mapping, whatever the case of its name."""
+    if not isinstance(headers, Mapping):
+        return None
+    return next((str(v) for k, v in headers.items() if str(k).lower() == name), None)
+
+
+def _client_failed(records: Sequence[Record]) -> ConnectionEnd | None:
+    """The client closed the connection because of what the server did (a protocol
+    violation, or silence to keepalive pings), or None. The close the client sent is the
+    evidence: websockets never hands over the offending frame."""
+    close = next(
+        (r for r in of_kind(records, "close") if r.get("initiated_by") == "client"), None
+    )
+    if close is None:
+        return None
+    code, reason = close.get("sent_code"), str(close.get("sent_reason") or "")
+    if code in _VIOLATIONS:
+        detail = f" ({reason})" if reason else ""
+        return ConnectionEnd(
+            "failed",
+            f"{_VIOLATIONS[code]}{detail}; the client closed the connection with {code}.",
+            close_code=code,
+        )
+    if code == 1011 and "keepalive" in reason:
+        return ConnectionEnd(
+            "failed",
+            "the server stopped answering: no pong came back to the client's keepalive ping, "
+            "so the client closed the connection (1011).",
+            close_code=code,
+        )
+    return None
+
+
 def _handshake_end(error: Record) -> ConnectionEnd:
     status = error.get("http_status")
     message = str(error.get("message") or error.get("exception") or "the connection failed")
@@ -460,7 +506,9 @@ def _handshake_end(error: Record) -> ConnectionEnd:
             kind, words = "failed", f"the server failed the handshake with HTTP {status}."
         else:
             kind = "not websocket"
-            words = f"the server answered HTTP {status}, not a WebSocket upgrade."
+            location = _header(error.get("response_headers"), "location")
+            hop = f" (a redirect to {location}, not followed)" if location else ""
+            words = f"the server answered HTTP {status}{hop}, not a WebSocket upgrade."
         return ConnectionEnd(kind, words, at_connect=True, http_status=status)
     if error.get("exception") == "WaitTimeout":
         return ConnectionEnd("timed out", f"the handshake timed out: {message}", at_connect=True)
@@ -674,7 +722,18 @@ def judge_workflow(
         notes = _timeouts(records)
         if notes:
             explanation = f"{'; '.join(notes)}. {explanation}"
-        if problem:
+        if end.kind == "failed":
+            # The server failed: what the checks guess about missing events (auth, a slow
+            # agent) does not apply; what they found about the events that came does.
+            found = " ".join(
+                f"{c.name}: {c.explanation}"
+                for c in checks
+                if c.status == FAILED and c.name != "agent events"
+            )
+            if "agent events" in checks.names and checks["agent events"].status == FAILED:
+                found = f"No agent event arrived before that. {found}".rstrip()
+            explanation = f"the connection failed: {end.words} {found}".rstrip()
+        elif problem:
             explanation = f"the connection failed: {problem} {explanation}"
     return ProbeResult(
         "workflow",
