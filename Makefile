@@ -8,6 +8,10 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 PIP_FLAGS ?= -q
+# setuptools' build backend warns in a box on every editable install ("be careful with
+# folders named like your package"); this layout has none. The filter reaches the backend's
+# subprocess through the environment and matches that one warning's text, nothing else.
+EDITABLE_QUIET := PYTHONWARNINGS="ignore:Editable installation"
 PYTEST_ARGS ?=
 DEMO_ARGS ?=
 
@@ -44,11 +48,11 @@ $(PY):
 
 $(RUN_STAMP): requirements.txt pyproject.toml | $(PY)
 	$(PIP) install $(PIP_FLAGS) -r requirements.txt
-	$(PIP) install $(PIP_FLAGS) -e . --no-deps
+	$(EDITABLE_QUIET) $(PIP) install $(PIP_FLAGS) -e . --no-deps
 	@touch $@
 
 $(DEV_STAMP): requirements.txt requirements-dev.txt pyproject.toml | $(PY)
-	$(PIP) install $(PIP_FLAGS) -r requirements-dev.txt -e .
+	$(EDITABLE_QUIET) $(PIP) install $(PIP_FLAGS) -r requirements-dev.txt -e .
 	@touch $@
 
 setup: $(RUN_STAMP)

@@ -1,12 +1,19 @@
-"""``python -m netra_ws`` / ``netra-ws``: demo, probe, report, serve, token, import-har…"""
+"""``python -m netra_ws`` / ``netra-ws``: demo, probe, report, serve, token, import-har…
+
+Exit codes (:data:`EXIT_CODES`): 0 passed, 1 a probe failed, 2 a usage or target error
+(bad arguments, an unreachable or wrong URL, a port in use), 3 inconclusive (nothing
+failed, but not everything could be judged).
+"""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
 import contextlib
+import errno
 import json
 import logging
+import os
 import sys
 import textwrap
 from collections.abc import Callable, Sequence
@@ -25,7 +32,28 @@ from .server import (
 from .server.faults import FAULT_GRAMMAR
 from .tokens import DEFAULT_ENVIRONMENT, ENVIRONMENTS, SECRET_ENV, mint_token
 
-__all__ = ["main"]
+__all__ = ["EXIT_CODES", "main"]
+
+# The one exit code scheme of probe, report and demo (the contract suite is pytest: its own).
+EXIT_PASSED, EXIT_FAILED, EXIT_USAGE, EXIT_INCONCLUSIVE = 0, 1, 2, 3
+EXIT_CODES = {"passed": EXIT_PASSED, "failed": EXIT_FAILED, "inconclusive": EXIT_INCONCLUSIVE}
+
+_DESCRIPTION = """\
+The Issue #937 investigation kit for Netra WebSocket agent events: probe a server (or the
+embedded reference server), run the walk-through demo, serve the reference server, mint test
+tokens, and turn traces into a Markdown report. Run as `python -m netra_ws COMMAND` or
+`netra-ws COMMAND`; `COMMAND --help` explains each."""
+
+_EXIT_EPILOG = """\
+exit codes (probe, report, demo):
+  0  passed: every probe passed
+  1  failed: a probe failed (the server, or a notebook of the demo)
+  2  usage or target error: bad arguments, an unreachable or non-WebSocket URL, a wrong
+     path, a port in use; nothing was judged
+  3  inconclusive: nothing failed, but some probe could not judge (say, no token to try)
+The contract suite (python -m pytest --pyargs netra_ws.contract) is pytest: its exit codes
+are pytest's (0 passed, 1 a test failed, 2 interrupted, 4 usage error, 5 no tests ran), and
+a test the probes cannot judge is a skip, which exits 0: read the summary (-rs says why)."""
 
 
 _DIALECT_LINES = "\n".join(
@@ -36,6 +64,10 @@ _DIALECT_LINES = "\n".join(
 )
 
 _SERVE_EPILOG = f"""\
+clients authenticate with a JWT (get one: `netra-ws token --user alice`) sent as the header
+`Authorization: Bearer <token>`, or as the WebSocket subprotocol `jwt.<base64url(token)>`
+(what browsers do); the server answers with the subprotocol it accepted.
+
 dialects (--dialect; every one combines with every --auth mode):
 {_DIALECT_LINES}
 
@@ -66,6 +98,24 @@ Every fault is logged as: FAULT <kind> <event> run=<run_id> conn=<connection_id>
 """
 
 T = TypeVar("T")
+
+
+def _fill(text: str) -> str:
+    """A description paragraph wrapped for the help (raw descriptions are not re-wrapped)."""
+    return textwrap.fill(text, width=92)
+
+
+class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
+    """Defaults shown after each option's help, descriptions and epilogs kept as written.
+
+    An option whose default is None, False or empty says what happens in its own help
+    (a "(default: None)" would tell the reader nothing).
+    """
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        if action.default in (None, False, [], argparse.SUPPRESS):
+            return action.help
+        return super()._get_help_string(action)
 
 
 def _argument(load: Callable[[str], T]) -> Callable[[str], T]:
@@ -113,16 +163,52 @@ def _serve(args: argparse.Namespace) -> int:
     async def run() -> None:
         server = ReferenceServer(config)
         await server.start()
-        # The URL on stdout, alone on its line, so scripts can read it.
+        # The URL on stdout, alone on its line, so scripts can read it; the hint on stderr.
         print(server.url, flush=True)
+        print(_probe_hint(server.url, args), file=sys.stderr, flush=True)
         try:
             await asyncio.Future()
         finally:
             await server.stop()
 
-    with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(run())
+    try:
+        with contextlib.suppress(KeyboardInterrupt):
+            asyncio.run(run())
+    except OSError as exc:  # the port is in use, or the host is not this machine's
+        if exc.errno == errno.EADDRINUSE:
+            print(
+                f"error: port {args.port} on {args.host} is already in use (another serve?): "
+                "stop that server, or pass --port 0 for a free port (the URL is printed)",
+                file=sys.stderr,
+            )
+        else:
+            print(f"error: cannot listen on {args.host}:{args.port}: {exc}", file=sys.stderr)
+        return EXIT_USAGE
     return 0
+
+
+def _probe_hint(url: str, args: argparse.Namespace) -> str:
+    """What to type next to probe this server and see it pass, or why it cannot pass."""
+    if args.auth in ("demo", "relaxed"):
+        return (
+            f"auth {args.auth}: connections need no valid token, so `netra-ws probe` fails the "
+            "auth row by design; for a server that can pass every probe: serve --auth strict"
+        )
+    export_secret = ""
+    if args.secret:
+        why = "this server signs tokens with the --secret you passed"
+        export_secret = f"  export {SECRET_ENV}=…the same secret…\n"
+        secret = f"--secret-env {SECRET_ENV}"
+    elif os.environ.get(SECRET_ENV):
+        why, secret = f"this server signs tokens with ${SECRET_ENV}", f"--secret-env {SECRET_ENV}"
+    else:
+        why, secret = "this server signs tokens with the public development secret", "--dev-secret"
+    env = f" --env {args.env}" if args.env != DEFAULT_ENVIRONMENT else ""
+    return (
+        f"probe it from another shell ({why}):\n{export_secret}"
+        f"  export NETRA_WS_TOKEN=$(python -m netra_ws token --user alice{env})\n"
+        f"  python -m netra_ws probe {url} --token-env NETRA_WS_TOKEN {secret}"
+    )
 
 
 def _claim(text: str) -> tuple[str, object]:
@@ -151,13 +237,18 @@ def _token(args: argparse.Namespace) -> int:
 def _demo(args: argparse.Namespace) -> int:
     from .demo import run_demo
 
+    if args.url is not None and (problem := _url_problem(args.url)):
+        print(f"error: {problem}", file=sys.stderr)
+        return EXIT_USAGE
     where = args.url or "the embedded reference server"
     print(f"Issue #937 investigation against {where}: notebooks 01–05, headless", flush=True)
     result = run_demo(args.out, url=args.url, progress=lambda line: print(line, flush=True))
     print(f"report: {result.report}")
     print(result.summary)
     print(f"took {result.seconds:.1f} s")
-    return 0 if result.ok else 1
+    if any(run.status == "failed" for run in result.notebooks):
+        return EXIT_FAILED
+    return EXIT_CODES[result.verdict]
 
 
 def _report(args: argparse.Namespace) -> int:
@@ -167,41 +258,50 @@ def _report(args: argparse.Namespace) -> int:
         report = build_report(
             args.sources, title=args.title, profile=args.profile, dialect=args.dialect
         )
-    except ValueError as exc:  # an unknown --profile
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    except ValueError as exc:  # a --profile file that is no profile
+        print(f"error: --profile: {exc}", file=sys.stderr)
+        return EXIT_USAGE
     if not report.traces:
         print(f"error: no trace could be read from {' '.join(args.sources)}", file=sys.stderr)
         for note in report.notes:
             print(f"  {note}", file=sys.stderr)
-        return 2
+        return EXIT_USAGE
     path = report.write(args.out)
     print(f"report: {path}")
     for chart in report.chart_paths(path):
         print(f"chart:  {chart}")
     print(report.summary())
-    return 0
+    return EXIT_CODES[report.verdict]  # the verdict probe would give for the same traces
+
+
+def _url_problem(url: str) -> str | None:
+    """Why ``url`` cannot be a WebSocket target, in words that say what to type, or None."""
+    scheme, sep, rest = url.partition("://")
+    if sep and scheme.lower() in ("http", "https"):
+        ws = "wss" if scheme.lower() == "https" else "ws"
+        return f"{url} is an HTTP URL; a WebSocket URL starts with ws:// or wss://: {ws}://{rest}"
+    if not sep or scheme.lower() not in ("ws", "wss"):
+        return f"{url!r} is not a WebSocket URL: give ws://HOST:PORT/PATH or wss://…"
+    return None
 
 
 def _probe(args: argparse.Namespace) -> int:
-    import os
-
-    from .expect import load_profile
-    from .probes import PROBE_USER, run_probes
+    from .probes import PROBE_USER, _not_a_jwt, probe_connection, run_probes
     from .target import DEFAULT_TOKEN_ENV, resolve_target
+    from .tokens import DEV_SECRET
+    from .verdicts import ProbeReport
 
+    if args.url is not None and (problem := _url_problem(args.url)):
+        print(f"error: {problem}", file=sys.stderr)
+        return EXIT_USAGE
     # Credentials come by environment variable name, never on the command line (shell
     # history, process lists). A variable named explicitly must hold something.
-    for name in (args.token_env, args.secret_env):
+    for flag, name in (("--token-env", args.token_env), ("--secret-env", args.secret_env)):
         if name and not os.environ.get(name):
-            print(f"error: ${name} is not set or empty", file=sys.stderr)
-            return 2
-    secret = os.environ[args.secret_env] if args.secret_env else None
-    try:
-        profile = load_profile(args.profile)
-    except ValueError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+            print(f"error: {flag} {name}: ${name} is not set or empty", file=sys.stderr)
+            return EXIT_USAGE
+    secret = DEV_SECRET if args.dev_secret else None
+    secret = os.environ[args.secret_env] if args.secret_env else secret
     with resolve_target(
         args.url,
         token_env=args.token_env or DEFAULT_TOKEN_ENV,
@@ -210,10 +310,22 @@ def _probe(args: argparse.Namespace) -> int:
         dialect=args.dialect,
         server_auth=args.server_auth,
     ) as target:
+        if target.token is not None and (malformed := _not_a_jwt(target.token)):
+            # A finding, not a stop: the server should refuse it, and the probes say so.
+            print(f"warning: the token is {malformed}; probing on", file=sys.stderr)
+        if not target.embedded:
+            # One connection first: a target that cannot be reached (or is no WebSocket
+            # endpoint) is said once, instead of by every probe, and nothing is written.
+            first = asyncio.run(probe_connection(target, out=None, timeout=min(args.timeout, 10)))
+            diagnosis = ProbeReport([first], target=target.label).diagnosis
+            if diagnosis.cause in ("unreachable", "wrong path"):
+                said = diagnosis.summary
+                print(f"error: {said[:1].lower()}{said[1:]}", file=sys.stderr)
+                return EXIT_USAGE
         report = asyncio.run(
             run_probes(
                 target,
-                profile=profile,
+                profile=args.profile,
                 secret=secret,
                 out=args.out,
                 timeout=args.timeout,
@@ -221,14 +333,27 @@ def _probe(args: argparse.Namespace) -> int:
             )
         )
     if args.json:
-        import json
-
         from .redact import redact_json
 
         print(json.dumps(redact_json(report.to_dict()), indent=2, default=str))
     else:
         print(report.to_text())
-    return 0 if report.passed else 1
+    return EXIT_CODES[report.status]
+
+
+def _profile(text: str) -> str:
+    """``--profile``: a built-in profile name or a JSON file, checked before anything runs."""
+    from pathlib import Path
+
+    from .expect import available_profiles, load_profile
+
+    if text not in available_profiles() and not Path(text).is_file():
+        raise ValueError(
+            f"unknown profile {text!r}: give a built-in name "
+            f"({', '.join(available_profiles())}) or a JSON profile file"
+        )
+    load_profile(text)  # a file that is no profile fails here, with the reason
+    return text
 
 
 def _import_har(args: argparse.Namespace) -> int:
@@ -240,7 +365,7 @@ def _import_har(args: argparse.Namespace) -> int:
         paths = import_har(args.file, args.out)
     except (NetraWsError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
-        return 2
+        return EXIT_USAGE
     for path in paths:
         trace = read_trace(path)
         flagged = sum(1 for r in trace.records if r.get("flags"))
@@ -258,9 +383,12 @@ def _export_har(args: argparse.Namespace) -> int:
     out = args.out or str(Path(args.trace).with_suffix(".har"))
     try:
         print(export_har(args.trace, out, overwrite=args.overwrite))
+    except FileExistsError:
+        print(f"error: {out} already exists: pass --overwrite, or another --out", file=sys.stderr)
+        return EXIT_USAGE
     except (NetraWsError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
-        return 2
+        return EXIT_USAGE
     return 0
 
 
@@ -396,41 +524,54 @@ def _add_investigation_commands(commands: argparse._SubParsersAction) -> None:  
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="netra-ws", description=__doc__)
-    commands = parser.add_subparsers(dest="command", required=True)
+    parser = argparse.ArgumentParser(
+        prog="netra-ws",
+        description=_DESCRIPTION,
+        epilog=_EXIT_EPILOG,
+        formatter_class=_HelpFormatter,
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     serve = commands.add_parser(
         "serve",
         help="run the reference server until Ctrl-C",
-        description="Run the Netra reference server; its URL is printed alone on stdout.",
+        description=_fill(
+            "Run the Netra reference server until Ctrl-C. Its URL is printed alone on "
+            "stdout (for scripts); stderr says how to probe it, then logs refusals and faults."
+        ),
         epilog=_SERVE_EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        formatter_class=_HelpFormatter,
     )
-    serve.add_argument("--host", default="127.0.0.1")
-    serve.add_argument("--port", type=int, default=8765, help="0 picks a free port")
+    serve.add_argument("--host", default="127.0.0.1", help="the address to listen on")
     serve.add_argument(
-        "--auth", choices=AUTH_MODES, default="demo", help="who may connect (below; default: demo)"
+        "--port", type=int, default=8765, help="the port to listen on; 0 picks a free one"
+    )
+    serve.add_argument(
+        "--auth",
+        choices=AUTH_MODES,
+        default="demo",
+        help="who may connect (see auth modes below); strict is what a passing probe needs",
     )
     serve.add_argument(
         "--dialect",
         choices=sorted(DIALECTS),
         default="bridge",
         help="the backend as intended (bridge, manager, wrapped, suite-contract) or as it ran"
-        " at the #937 commit (staging-937); default: bridge",
+        " at the #937 commit (staging-937); see dialects below",
     )
     serve.add_argument(
         "--auth-failure",
         choices=AUTH_FAILURES,
         default=None,
-        help="how --auth strict refuses (below; default: connection-error for staging-937,"
+        help="how --auth strict refuses (see below; default: connection-error for staging-937,"
         " else auth-failed)",
     )
     serve.add_argument(
         "--env",
         choices=ENVIRONMENTS,
         default=DEFAULT_ENVIRONMENT,
-        help="the server's environment: tokens must carry it in their env claim; it sets the"
-        " default heartbeat (10 s development, 15 test/staging, 30 production)",
+        help="the server's environment: tokens must carry it in their env claim (token --env);"
+        " it sets the default heartbeat (10 s development, 15 test/staging, 30 production)",
     )
     serve.add_argument(
         "--scenario",
@@ -481,7 +622,8 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument(
         "--secret",
         default=None,
-        help=f"JWT signing secret (default: ${SECRET_ENV} or the dev secret)",
+        help=f"JWT signing secret (default: ${SECRET_ENV}, else the public development secret);"
+        " prefer the variable: a command line shows in process lists and shell history",
     )
     serve.add_argument(
         "-v",
@@ -494,16 +636,29 @@ def build_parser() -> argparse.ArgumentParser:
     token = commands.add_parser(
         "token",
         help="print a token as the backend's auth service mints it",
-        description="Print a JWT with the auth service's claims (sub, iat, exp, token_type and"
-        " type 'access', iss netra-auth-service, aud netra-platform, jti, env, svc_id). The"
-        " reference server and a real backend with the same secret and environment accept it.",
+        description=_fill(
+            "Print a JWT with the auth service's claims (sub, iat, exp, token_type and"
+            " type 'access', iss netra-auth-service, aud netra-platform, jti, env, svc_id), signed"
+            f" with ${SECRET_ENV} or, when that is unset, the public development secret that"
+            " `netra-ws serve` uses by default. The reference server and a real backend with the"
+            " same secret and environment accept it. Typical use:"
+            " export NETRA_WS_TOKEN=$(python -m netra_ws token --user alice)"
+        ),
+        formatter_class=_HelpFormatter,
     )
-    token.add_argument("--user", default="test-user")
-    token.add_argument("--expires-in", type=float, default=3600.0, metavar="SECONDS")
+    token.add_argument("--user", default="test-user", help="the sub claim: who the token is")
+    token.add_argument(
+        "--expires-in",
+        type=float,
+        default=3600.0,
+        metavar="SECONDS",
+        help="lifetime; a negative value mints an already expired token (to test refusal)",
+    )
     token.add_argument(
         "--env",
         default=DEFAULT_ENVIRONMENT,
-        help="the env claim: the environment of the server that reads it (default: development)",
+        choices=ENVIRONMENTS,
+        help="the env claim: the environment of the server that reads it (serve --env)",
     )
     token.add_argument(
         "--claim",
@@ -517,26 +672,39 @@ def build_parser() -> argparse.ArgumentParser:
     token.add_argument(
         "--secret",
         default=None,
-        help=f"JWT signing secret (default: ${SECRET_ENV} or the dev secret)",
+        help=f"JWT signing secret (default: ${SECRET_ENV}, else the public development secret)",
     )
     token.set_defaults(func=_token)
 
     demo = commands.add_parser(
         "demo",
         help="the whole #937 investigation (notebooks 01–05, headless), then the report",
-        description="Execute the walk-through notebooks against the embedded server, write "
-        "OUT/report.md with its charts, and print the verdict; exit 0 when it passed.",
+        description=_fill(
+            "Execute the walk-through notebooks against the embedded server, write "
+            "OUT/report.md with its charts, and print the verdict."
+        ),
+        epilog=_EXIT_EPILOG,
+        formatter_class=_HelpFormatter,
     )
     demo.add_argument("--out", default="data", help="directory for traces, notebooks, report")
-    demo.add_argument("--url", default=None, help="a real server instead (token: $NETRA_WS_TOKEN)")
+    demo.add_argument(
+        "--url",
+        default=None,
+        help="a real server (ws:// or wss://) instead of the embedded one; its token comes "
+        "from $NETRA_WS_TOKEN",
+    )
     demo.set_defaults(func=_demo)
 
     report = commands.add_parser(
         "report",
         help="turn saved traces into a Markdown issue comment with charts",
-        description="Recompute the verdicts from traces and write a Markdown report (charts "
-        "as PNG files next to it). A folder like data/ stands for the latest output of "
-        "each notebook; any other folder for every *.jsonl under it.",
+        description=_fill(
+            "Recompute the verdicts from traces and write a Markdown report (charts "
+            "as PNG files next to it). A folder like data/ stands for the latest output of "
+            "each notebook; any other folder for every *.jsonl under it."
+        ),
+        epilog=_EXIT_EPILOG,
+        formatter_class=_HelpFormatter,
     )
     report.add_argument("sources", nargs="+", help="trace files or folders")
     report.add_argument("--out", default="report.md", help="the Markdown file to write")
@@ -544,7 +712,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--title", default="Issue #937 — WebSocket agent events: findings", help="its heading"
     )
     report.add_argument(
-        "--profile", default=None, help="judge the workflow with this profile instead"
+        "--profile",
+        type=_argument(_profile),
+        default=None,
+        help="judge the workflow with this profile (netra-bridge, netra-suite or a JSON file)"
+        " instead of the one the traces recorded",
     )
     report.add_argument(
         "--dialect", default=None, help="the embedded dialect under test (default: most common)"
@@ -554,56 +726,80 @@ def build_parser() -> argparse.ArgumentParser:
     probe = commands.add_parser(
         "probe",
         help="the Issue #937 probes (connection, negative, workflow, auth) with verdicts",
-        description="Probe a server (or the embedded one) and print a verdict per probe; "
-        "exit 0 only when every probe passed. Traces go to OUT/probes-<time>/.",
+        description=_fill(
+            "Probe a server (or the embedded one) and print a verdict per probe and a "
+            "diagnosis. Traces go to OUT/probes-<time>/. A target that cannot be reached, or that "
+            "is no WebSocket endpoint, is said in one line (exit 2) and nothing is written. "
+            "Against `netra-ws serve --auth strict`: export NETRA_WS_TOKEN=$(python -m netra_ws "
+            "token --user alice), then probe URL --token-env NETRA_WS_TOKEN --dev-secret."
+        ),
+        epilog=_EXIT_EPILOG,
+        formatter_class=_HelpFormatter,
     )
-    probe.add_argument("url", nargs="?", default=None, help="target; omit for the embedded server")
+    probe.add_argument(
+        "url",
+        nargs="?",
+        default=None,
+        help="ws:// or wss:// URL of the target; omit it for an embedded server",
+    )
     probe.add_argument(
         "--token-env",
         default=None,
         metavar="NAME",
-        help="environment variable holding the JWT (default: NETRA_WS_TOKEN when set)",
+        help="environment variable holding the JWT (default: NETRA_WS_TOKEN when set; "
+        "without a token a URL is probed without one)",
     )
-    probe.add_argument(
+    secrets = probe.add_mutually_exclusive_group()
+    secrets.add_argument(
         "--secret-env",
         default=None,
         metavar="NAME",
-        help="environment variable holding the signing secret, for the expired-token row",
+        help="environment variable holding the server's signing secret: the expired-token row"
+        " needs it (without it, or --dev-secret, that row is inconclusive)",
+    )
+    secrets.add_argument(
+        "--dev-secret",
+        action="store_true",
+        help="sign the expired-token row with the public development secret, as a"
+        f" `netra-ws serve` without --secret or ${SECRET_ENV} does (never a real backend's)",
     )
     probe.add_argument(
         "--auth",
         choices=("header", "subprotocol", "both"),
         default=None,
-        help="how to send the token (default: header)",
+        help="how to send the token: Authorization header, jwt.<token> subprotocol, or both"
+        " (default: header)",
     )
     probe.add_argument(
         "--profile",
+        type=_argument(_profile),
         default="netra-bridge",
-        help="netra-bridge (default), netra-suite, or a JSON profile file",
+        help="the event contract to check runs against: netra-bridge, netra-suite, or a JSON"
+        " profile file",
     )
     probe.add_argument(
         "--dialect",
         choices=sorted(DIALECTS),
         default="bridge",
-        help="embedded server dialect (without URL)",
+        help="the embedded server's dialect (without URL)",
     )
     probe.add_argument(
         "--server-auth",
         choices=AUTH_MODES,
         default="strict",
-        help="embedded server auth mode (without URL)",
+        help="the embedded server's auth mode (without URL)",
     )
     probe.add_argument("--out", default="data", help="directory for the traces")
     probe.add_argument(
         "--timeout",
-        type=float,
+        type=_argument(_positive_float),
         default=30.0,
         metavar="SECONDS",
-        help="how long to collect one agent run",
+        help="how long to collect one agent run (connecting waits at most 10 s of it)",
     )
     probe.add_argument(
         "--quiet",
-        type=float,
+        type=_argument(_positive_float),
         default=2.0,
         metavar="SECONDS",
         help="how long to wait for a reply that must not come",
@@ -616,14 +812,26 @@ def build_parser() -> argparse.ArgumentParser:
     )
     probe.set_defaults(func=_probe)
     import_har = commands.add_parser(
-        "import-har", help="turn a browser/mitmproxy HAR capture into traces (one per WebSocket)"
+        "import-har",
+        help="turn a browser/mitmproxy HAR capture into traces (one per WebSocket)",
+        description=_fill(
+            "Turn a HAR capture (browser DevTools, mitmproxy) into one trace per "
+            "WebSocket connection; credentials are left out."
+        ),
+        formatter_class=_HelpFormatter,
     )
     import_har.add_argument("file", help="the .har (or mitmproxy .zhar) file")
     import_har.add_argument("--out", default="data", help="directory for the traces")
     import_har.set_defaults(func=_import_har)
 
     export_har = commands.add_parser(
-        "export-har", help="write a trace as a HAR file that browser DevTools can import"
+        "export-har",
+        help="write a trace as a HAR file that browser DevTools can import",
+        description=_fill(
+            "Write a trace as a HAR file (Chrome or Edge DevTools: Network ▸ Import "
+            "HAR). An existing file is kept unless --overwrite."
+        ),
+        formatter_class=_HelpFormatter,
     )
     export_har.add_argument("trace", help="a trace file (.jsonl)")
     export_har.add_argument("--out", default=None, help="the .har file (default: beside the trace)")

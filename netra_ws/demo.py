@@ -5,7 +5,7 @@
 1. executes the walk-through notebooks 01–04 against the embedded reference server, two
    at a time (they mostly wait on sockets); each saves its traces under
    ``<out>/<notebook>/<time>/`` and an executed, redacted copy under ``<out>/notebooks/``
-   (with the kernel's log beside it);
+   (with the kernel's log beside it when the kernel said anything worth reading);
 2. executes ``05_share_findings``, which writes the report ``<out>/report.md`` and its
    charts (``<out>/report-*.png``) from those traces;
 3. returns the report's path and its one-line verdict.
@@ -140,13 +140,21 @@ def _run_notebooks(
     copies = out / "notebooks"
     copies.mkdir(parents=True, exist_ok=True)
     runs: dict[str, NotebookRun] = {}
+    said = 0
+
+    def say_in_order() -> None:
+        """One line per finished notebook, in walk-through order, not completion order."""
+        nonlocal said
+        while said < len(NOTEBOOKS) and NOTEBOOKS[said] in runs:
+            say(_line(runs[NOTEBOOKS[said]]))
+            said += 1
 
     def start(names: Sequence[str], notes: list[str]) -> dict[Future[tuple[float, str]], str]:
         pending = {}
         for name in names:
             if not (folder / f"{name}.ipynb").is_file():
                 runs[name] = NotebookRun(name, "missing", error=f"no {folder / name}.ipynb")
-                say(_line(runs[name]))
+                say_in_order()
                 continue
             wanted = _parameters(name, out=out, url=url, report=report, notes=notes)
             pending[pool.submit(_execute, name, str(copies), wanted)] = name
@@ -158,7 +166,7 @@ def _run_notebooks(
             seconds, error = future.result()
             path = copies / f"{name}.ipynb"
             runs[name] = NotebookRun(name, "failed" if error else "ok", seconds, path, error)
-            say(_line(runs[name]))
+            say_in_order()
 
     # spawn: a clean interpreter per worker, whatever threads this process runs.
     context = multiprocessing.get_context("spawn")
@@ -217,7 +225,23 @@ def _execute(name: str, copies: str, wanted: dict[str, Any]) -> tuple[float, str
             evalue = getattr(exc, "evalue", None) or str(exc)
             error = redact_text(" ".join(f"{ename}: {evalue}".split())[:300])
     redact_file(log)
+    _keep_if_telling(log)
     return time.perf_counter() - started, error
+
+
+# Kernel log lines that say nothing about the run: the demo's kernels listen on loopback
+# only, so ipykernel's warning about unencrypted TCP is true of every run and means nothing.
+_KERNEL_NOISE = ("Kernel is running over TCP without encryption",)
+
+
+def _keep_if_telling(log: Path) -> None:
+    """Drop the known noise from a kernel's log; delete the log when nothing else is left."""
+    lines = log.read_text(encoding="utf-8", errors="replace").splitlines(keepends=True)
+    kept = [line for line in lines if not any(noise in line for noise in _KERNEL_NOISE)]
+    if not "".join(kept).strip():
+        log.unlink()
+    elif len(kept) < len(lines):
+        log.write_text("".join(kept), encoding="utf-8")
 
 
 def _verdict(out: str) -> tuple[Status, str]:

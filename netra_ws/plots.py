@@ -109,10 +109,11 @@ def plot_timeline(
     since the start of each frame's trace. Sends are orange triangles, receives blue dots
     (``lanes="event"``), or every frame is coloured by its event type (``lanes="run"``,
     runs from :func:`netra_ws.analysis.assign_runs`; frames outside any run share the lane
-    "(no run)"). Lanes read top to bottom in order of first appearance. ``marks``
-    (``Trace.marks_frame()``) are drawn as labelled dotted vertical lines, or as
-    shaded spans where the table has a ``t_end_s`` value; when both tables have
-    ``session``, only the marks of the sessions shown are drawn.
+    "(no run)", drawn last). Lanes read top to bottom in order of their first frame
+    (wall-clock time when the table has ``t_wall_ns``, so runs of several traces sort by
+    when they began). ``marks`` (``Trace.marks_frame()``) are drawn as labelled dotted
+    vertical lines, or as shaded spans where the table has a ``t_end_s`` value; when both
+    tables have ``session``, only the marks of the sessions shown are drawn.
 
     Example (a run, and a mark where the probe began to wait)::
 
@@ -142,7 +143,7 @@ def plot_timeline(
 
     event = frames["event"].astype("string").fillna(_UNPARSED)
     lane_of = event if lanes == "event" else frames["run"].astype("string").fillna(_NO_RUN)
-    names = list(dict.fromkeys(lane_of.tolist()))  # first appearance order
+    names = _lane_order(frames, lane_of)
     y = lane_of.map({name: i for i, name in enumerate(names)}).to_numpy(dtype=float)
     x = frames["t_s"].to_numpy(dtype=float, na_value=np.nan)
     is_send = frames["dir"].eq("send").to_numpy(dtype=bool, na_value=False)
@@ -167,10 +168,11 @@ def plot_timeline(
                     linewidths=0.5,
                 )
     else:
+        # Colour says the event type (one square each in the legend), shape the direction
+        # (one grey entry per direction): a kind's own entry never repeats a shape.
         palette = plt.get_cmap("tab10")
         for i, kind in enumerate(dict.fromkeys(event.tolist())):
             of_kind = (event == kind).to_numpy(dtype=bool)
-            label = kind  # one legend entry per event type
             for mask, marker in ((~is_send & of_kind, "o"), (is_send & of_kind, "^")):
                 if mask.any():
                     ax.scatter(
@@ -180,23 +182,26 @@ def plot_timeline(
                         color=palette(i % 10),
                         marker=marker,
                         zorder=3,
-                        label=label,
                         edgecolors="black",
                         linewidths=0.5,
                     )
-                    label = None
-        if is_send.any():
-            handles.append(
-                Line2D(
-                    [],
-                    [],
-                    marker="^",
-                    linestyle="",
-                    color="0.5",
-                    markeredgecolor="black",
-                    label="send (client → server)",
+            handles.append(Patch(color=palette(i % 10), label=kind))
+        for mask, marker, label in (
+            (~is_send, "o", "receive (server → client)"),
+            (is_send, "^", "send (client → server)"),
+        ):
+            if mask.any():
+                handles.append(
+                    Line2D(
+                        [],
+                        [],
+                        marker=marker,
+                        linestyle="",
+                        color="0.5",
+                        markeredgecolor="black",
+                        label=label,
+                    )
                 )
-            )
 
     if marks is not None:
         handles += _draw_marks(ax, marks, df)
@@ -217,6 +222,17 @@ def plot_timeline(
             frameon=False,
         )
     return ax
+
+
+def _lane_order(frames: pd.DataFrame, lane_of: pd.Series) -> list[str]:
+    """Lanes top to bottom by when they began: wall-clock time when the table has it (``t_s``
+    restarts at 0 in every trace, so runs of several traces would interleave), else ``t_s``;
+    frames outside any run last."""
+    clock = "t_wall_ns" if "t_wall_ns" in frames.columns else "t_s"
+    starts = pd.Series(frames[clock].to_numpy(dtype=float, na_value=np.nan), index=frames.index)
+    first = starts.groupby(lane_of.to_numpy(), sort=False).min()
+    ordered = sorted(first.index, key=lambda name: (name == _NO_RUN, first[name]))
+    return [str(name) for name in ordered]
 
 
 def _draw_marks(ax: Axes, marks: pd.DataFrame, df: pd.DataFrame) -> list[Any]:
@@ -332,7 +348,8 @@ def plot_gaps(
     ``gaps`` is :func:`netra_ws.analysis.event_gaps`; one bar per gap (a run's first event
     has none), in receipt order; a bar taller than ``threshold_s`` is a stall (the same
     rule as :func:`netra_ws.analysis.find_stalls`) and is red, the others blue; the
-    threshold is a dashed line. For one run the x axis names each event the gap led to;
+    threshold is a dashed line. The y axis is logarithmic, so normal jitter of milliseconds
+    shows beside a stall of seconds. For one run the x axis names each event the gap led to;
     for several, it names the runs, separated by thin lines.
 
     Example (one gap of 1.5 s, over the threshold)::
@@ -384,7 +401,13 @@ def plot_gaps(
     shown_ticks, shown_labels = _thin(list(ticks), list(labels))
     ax.set_xticks(shown_ticks, labels=shown_labels, rotation=45, ha="right", fontsize="small")
     ax.set_xlim(-0.6, max(len(rows), 1) - 0.4)
-    ax.set_ylabel("gap since the previous event (s)")
+    # Log scale: a linear one flattens every normal gap under one stall.
+    ax.set_yscale("log")
+    positive = heights[heights > 0]
+    low = min(float(positive.min()) if positive.size else threshold_s, threshold_s) / 3
+    high = max(float(heights.max()) if heights.size else threshold_s, threshold_s) * 2
+    ax.set_ylim(low, high)
+    ax.set_ylabel("gap since the previous event (s, log scale)")
     ax.set_title(title or f"Gaps between consecutive events{where}")
     if rows.empty:
         _say_empty(ax, "no gaps: no run had two events")

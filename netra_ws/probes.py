@@ -36,6 +36,7 @@ import contextlib
 import hashlib
 import hmac
 import os
+import re
 import secrets
 import time
 from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
@@ -84,6 +85,8 @@ Target = str | EmbeddedServer | ResolvedTarget | None
 DEFAULT_TEXT = "Analyze my costs for the last 30 days"
 # The user the probes mint tokens for; connection_established shows it as "netra-ws...".
 PROBE_USER = "netra-ws-probe"
+# The alphabet of a JWT's parts (RFC 7515: base64url without padding).
+_BASE64URL = re.compile(r"[A-Za-z0-9_-]*")
 # How long to wait for the first frame after connecting, at most.
 _FIRST_FRAME_WAIT = 10.0
 
@@ -305,12 +308,15 @@ async def probe_auth(
 
     with _resolve(target, token, None, dialect, server_auth) as tgt:
         valid = tgt.token
+        malformed = _not_a_jwt(valid) if valid else None
         tokens = {
             "none": None,
             "valid": valid,
             "expired": tgt.expired_token(secret),
-            "bad-signature": _bad_signature(valid) if valid else None,
+            "bad-signature": _bad_signature(valid) if valid and not malformed else None,
         }
+        # Why a row could not be tried, when the verdict's generic words would mislead.
+        reasons = {"bad-signature": f"not tried: the token is {malformed}."} if malformed else {}
         rows: list[dict[str, Any]] = []
         traces: list[Path] = []
         for credential in AUTH_MATRIX:
@@ -319,7 +325,11 @@ async def probe_auth(
                 out, f"auth-{credential.slug}", tgt.url, credential=credential.label, **tgt.labels
             )
             if credential.kind != "none" and token_ is None:
-                writer.mark(NOT_TRIED_MARK, credential_kind=credential.kind)  # the verdict says why
+                writer.mark(  # the verdict says why
+                    NOT_TRIED_MARK,
+                    credential_kind=credential.kind,
+                    reason=reasons.get(credential.kind),
+                )
                 writer.close()
                 records = writer.records
             else:
@@ -338,8 +348,23 @@ async def probe_auth(
         return judge_auth(rows, target=tgt.label, traces=tuple(traces))
 
 
+def _not_a_jwt(token: str) -> str | None:
+    """Why ``token`` is not a JWT (``header.payload.signature``, base64url), or None.
+
+    A malformed token is a finding to report, not a crash: the probes still send it (the
+    server should refuse it), only the bad-signature row cannot be made from it.
+    """
+    parts = token.split(".")
+    if len(parts) != 3:
+        return f"not a JWT: {len(parts)} dot-separated part(s), a JWT has 3 (header.body.signature)"
+    if not all(parts[:2]) or not all(_BASE64URL.fullmatch(part) for part in parts):
+        return "not a JWT: its parts are not base64url text"
+    return None
+
+
 def _bad_signature(token: str) -> str:
-    """The token with its signature replaced by one made with a random key."""
+    """The token with its signature replaced by one made with a random key; the token must
+    be JWT-shaped (check :func:`_not_a_jwt` first)."""
     head, body, _ = token.split(".")
     digest = hmac.new(secrets.token_bytes(32), f"{head}.{body}".encode(), hashlib.sha256).digest()
     return f"{head}.{body}." + base64.urlsafe_b64encode(digest).decode().rstrip("=")

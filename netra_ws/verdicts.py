@@ -798,7 +798,8 @@ AUTH_MATRIX: tuple[Credential, ...] = (
 # Why a row was not tried, when the probe lacked what it needs.
 _NOT_TRIED = {
     "valid": "not tried: no token given (pass token=…, or --token-env NAME).",
-    "expired": "not tried: an expired token needs the signing secret (pass secret=…).",
+    "expired": "not tried: an expired token needs the signing secret (--secret-env NAME, or "
+    "--dev-secret against `python -m netra_ws serve`; secret=… in Python).",
     "bad-signature": "not tried: it is made from a valid token, and none was given.",
     "none": "not tried: there is no trace of this credential.",
 }
@@ -840,8 +841,11 @@ def judge_auth_row(
     (HTTP 401/403, AUTH_FAILED, close 1008, or an error frame and a close at connect). A
     server that fails (HTTP 5xx, close 1011 or 1006) has not refused anything.
     """
-    if marks_of(records, NOT_TRIED_MARK):
+    not_tried = marks_of(records, NOT_TRIED_MARK)
+    if not_tried:
         row = not_tried_row(credential)
+        # A mark may say why more precisely (e.g. the token is not a JWT).
+        row["explanation"] = not_tried[0].get("reason") or row["explanation"]
         row["trace"] = trace
         return row
     row = _empty_row(credential)

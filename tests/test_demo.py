@@ -25,6 +25,12 @@ def test_demo_executes_the_notebooks_and_writes_the_report():
     for name in NOTEBOOKS:
         assert re.search(rf"^  ok +{name} +[\d.]+ s  ", stdout, re.MULTILINE), name
         assert (run.out / "notebooks" / f"{name}.ipynb").is_file()
+    # In walk-through order, whichever finished first.
+    said = re.findall(r"^  \w+ +(\d\d_\w+) ", stdout, re.MULTILINE)
+    assert said == list(NOTEBOOKS), said
+    # A kernel log is kept only when it says something beyond the loopback TCP warning.
+    for log in (run.out / "notebooks").glob("*.log"):
+        assert "Kernel is running over TCP" not in log.read_text(), log
     report = run.out / "report.md"
     assert f"report: {report}" in stdout
     assert (
@@ -94,3 +100,14 @@ def test_demo_writes_the_report_itself_when_notebook_05_does_not(tmp_path, monke
     text = result.report.read_text(encoding="utf-8")
     assert "> Notebook 05_share_findings failed during the demo (NameError: boom);" in text
     assert f"> No output of notebook 01_connect under {tmp_path}: it has not run there" in text
+
+
+def test_a_kernel_log_is_kept_only_when_it_holds_something(tmp_path):
+    noise = "[IPKernelApp] WARNING | Kernel is running over TCP without encryption. All …\n"
+    quiet, telling = tmp_path / "01.log", tmp_path / "02.log"
+    quiet.write_text(noise + "\n")
+    telling.write_text(noise + "Traceback (most recent call last): boom\n")
+    demo._keep_if_telling(quiet)
+    demo._keep_if_telling(telling)
+    assert not quiet.exists()
+    assert telling.read_text() == "Traceback (most recent call last): boom\n"

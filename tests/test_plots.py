@@ -14,6 +14,8 @@ import pandas as pd
 import pytest
 from helpers.scripts import Script, one_run, three_runs
 from matplotlib.colors import to_rgba
+from matplotlib.lines import Line2D
+from matplotlib.patches import Patch
 
 from netra_ws import plots
 from netra_ws.analysis import compare_runs, event_gaps, phase_durations
@@ -28,6 +30,7 @@ from netra_ws.plots import (
     plot_tool_latency,
     save_figure,
 )
+from netra_ws.trace import TraceWriter
 
 
 @pytest.fixture(autouse=True)
@@ -123,17 +126,37 @@ def test_timeline_without_housekeeping(script):
 
 def test_timeline_by_run(script):
     ax = plot_timeline(script.frame(), lanes="run")
-    assert ytick_texts(ax) == ["(no run)", "s1#1", "s1#2", "s1#3"]
+    assert ytick_texts(ax) == ["s1#1", "s1#2", "s1#3", "(no run)"]  # by start; no run last
     assert ax.get_ylabel() == "run"
     # Every frame is drawn once, on its run's lane.
     points = np.concatenate([c.get_offsets() for c in ax.collections])
     assert len(points) == 13
     per_lane = np.bincount(points[:, 1].astype(int))
-    assert per_lane.tolist() == [1, 8, 1, 3]
+    assert per_lane.tolist() == [8, 1, 3, 1]
     legend = legend_texts(ax)
     assert legend[0] == "connection_established"
     assert "agent_completed" in legend and legend[-1] == "send (client → server)"
     assert len(legend) == len(set(legend))  # one entry per event type
+    # Colour is the event type (a patch each), shape the direction: one triangle in all.
+    handles = ax.get_legend().legend_handles
+    kinds = [h for h, text in zip(handles, legend, strict=True) if "→" not in text]
+    assert all(isinstance(h, Patch) for h in kinds)
+    triangles = [h for h in handles if isinstance(h, Line2D) and h.get_marker() == "^"]
+    assert len(triangles) == 1
+
+
+def test_timeline_runs_of_several_traces_sort_by_when_they_began():
+    """t_s restarts in every trace; the lanes follow the wall clock, not t_s."""
+    frames = []
+    for session, wall_s, run_at_ms in (("late", 100, 100), ("early", 0, 5000)):
+        w = TraceWriter(None, session=session)
+        for ms, event in [(run_at_ms, "user_message"), (run_at_ms + 50, "agent_started")]:
+            way = "send" if event == "user_message" else "receive"
+            mono, wall = ms * 10**6, (wall_s * 1000 + ms) * 10**6
+            w.frame(way, f'{{"type": "{event}"}}', t_wall_ns=wall, t_mono_ns=mono)
+        frames.append(w.to_trace().to_frame())
+    ax = plot_timeline(pd.concat(frames, ignore_index=True), lanes="run")
+    assert ytick_texts(ax) == ["early#1", "late#1"]
 
 
 def test_timeline_marks_of_other_sessions_are_not_drawn(script):
@@ -187,8 +210,13 @@ def test_gap_bars_of_one_run_with_stalls_highlighted(script):
     (threshold,) = [line for line in ax.get_lines() if line.get_gid() == "threshold"]
     assert threshold.get_ydata()[0] == pytest.approx(1.0)
     assert ax.get_title() == "Gaps between consecutive events: run s1#1"
-    assert ax.get_ylabel() == "gap since the previous event (s)"
+    assert ax.get_ylabel() == "gap since the previous event (s, log scale)"
     assert legend_texts(ax) == ["gap", "stall (> 1 s)", "stall threshold"]
+    # Log scale: the 0.1 s gap is a tenth of the way up, not flattened under the 1.5 s stall.
+    assert ax.get_yscale() == "log"
+    low, high = ax.get_ylim()
+    assert low < 0.1 and high > 1.5
+    assert (np.log(0.1) - np.log(low)) / (np.log(high) - np.log(low)) > 0.1
 
 
 def test_gap_bars_of_several_runs(script):

@@ -433,8 +433,8 @@ def test_cli_probe_json_names_the_cause_with_its_evidence(cli_runs):
 def test_cli_probe_reads_the_token_from_the_named_variable(cli_runs):
     results, _, token = cli_runs
     result = results["url-token"]
-    # Expired-token row: no secret for a URL target, so inconclusive, so exit 1.
-    assert result.returncode == 1, result.stdout + result.stderr
+    # Expired-token row: no secret for a URL target, so inconclusive, so exit 3.
+    assert result.returncode == 3, result.stdout + result.stderr
     assert "PASSED       workflow" in result.stdout and "INCONCLUSIVE auth" in result.stdout
     assert "jwt.[REDACTED]" in result.stdout  # the subprotocol form was used
     assert token not in result.stdout + result.stderr

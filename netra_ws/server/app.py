@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import http
 import json
 import logging
@@ -229,24 +230,37 @@ class ReferenceServer:
     # -- lifecycle ---------------------------------------------------------------------
 
     async def start(self) -> None:
-        """Bind and start serving; ``url`` is valid afterwards."""
-        self._server = await serve(
-            self._handle,
-            self.config.host,
-            self.config.port,
-            process_request=self._process_request,
-            select_subprotocol=lambda _conn, offered: select_subprotocol(offered),
-            max_size=self.max_message_size,
-            # Heartbeats are application frames. Only the as-ran dialect adds uvicorn's
-            # protocol pings (every 20 s): under load tests a missed pong would close
-            # connections for a reason the designed protocol does not have.
-            ping_interval=20 if self.dialect.as_ran else None,
-            server_header="uvicorn" if self.dialect.as_ran else SERVER,
-            logger=log,
-            # asyncio's default backlog (100) drops SYNs when a thousand clients connect at
-            # once, and each dropped SYN costs the client a one-second retransmit.
-            backlog=2048,
-        )
+        """Bind and start serving; ``url`` is valid afterwards.
+
+        A port already in use raises ``OSError`` (errno ``EADDRINUSE``) that says so: stop
+        the other server, or use port 0 for a free one.
+        """
+        try:
+            self._server = await serve(
+                self._handle,
+                self.config.host,
+                self.config.port,
+                process_request=self._process_request,
+                select_subprotocol=lambda _conn, offered: select_subprotocol(offered),
+                max_size=self.max_message_size,
+                # Heartbeats are application frames. Only the as-ran dialect adds uvicorn's
+                # protocol pings (every 20 s): under load tests a missed pong would close
+                # connections for a reason the designed protocol does not have.
+                ping_interval=20 if self.dialect.as_ran else None,
+                server_header="uvicorn" if self.dialect.as_ran else SERVER,
+                logger=log,
+                # asyncio's default backlog (100) drops SYNs when a thousand clients connect at
+                # once, and each dropped SYN costs the client a one-second retransmit.
+                backlog=2048,
+            )
+        except OSError as exc:
+            if exc.errno != errno.EADDRINUSE:
+                raise
+            raise OSError(
+                errno.EADDRINUSE,
+                f"port {self.config.port} on {self.config.host} is already in use (another "
+                "server?): stop it, or use port 0 for a free port",
+            ) from None
         mode = f"replay of {self.replay.source}" if self.replay else f"dialect={self.dialect.name}"
         log.info(
             "listening on %s (auth=%s, auth_failure=%s, environment=%s, %s, seed=%d, faults=%s)",
