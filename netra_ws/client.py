@@ -813,6 +813,13 @@ class _Opening(websockets.asyncio.client.connect):
         return target
 
 
+def _excerpt(body: str, limit: int = 200) -> str:
+    """The start of an HTTP body for a message (an HTML page runs to kilobytes); the trace's
+    ``body`` field keeps the first 2,000 characters."""
+    text = " ".join(body.split())
+    return text if len(text) <= limit else f"{text[:limit]}… ({len(text):,} chars)"
+
+
 def _origin(uri: str) -> tuple[str, str, int]:
     parsed = urlsplit(uri)
     default = 443 if parsed.scheme == "wss" else 80
@@ -823,14 +830,14 @@ def _connect_error(exc: BaseException, url: str, timeout: float) -> BaseExceptio
     """Translate what websockets and the OS raise into the netra_ws exception tree."""
     if isinstance(exc, InvalidStatus):
         response = exc.response
-        body = response.body.decode("utf-8", "replace")[:2000] if response.body else ""
+        body = response.body.decode("utf-8", "replace") if response.body else ""
         return HandshakeRejected(
             f"handshake rejected with HTTP {response.status_code} {response.reason_phrase}"
-            f" by {url}: {body.strip() or 'no body'}",
+            f" by {url}: {_excerpt(body) or 'no body'}",
             url=url,
             status=response.status_code,
             headers=redact_headers(response.headers.raw_items()),
-            body=redact_text(body),
+            body=redact_text(body[:2000]),
         )
     if isinstance(exc, TimeoutError):
         return WaitTimeout(

@@ -103,6 +103,8 @@ DEFAULT_PROFILE = "netra-bridge"
 # Frames that are never a reply to anything: the welcome queued at connect time (the #937
 # trap) and the server's idle heartbeats.
 _NOT_REPLIES = ("connection_established", "heartbeat")
+# A flood of replies is counted, not listed: the explanation is read, the trace holds them.
+_LISTED_REPLIES = 5
 _PROFILE_KEYS = frozenset(
     {"name", "description", "source", "required_events", "fields", "alternatives", "budgets"}
 )
@@ -1151,7 +1153,10 @@ def check_no_reply(records: FrameSource, *, ignore: Iterable[str] = _NOT_REPLIES
             and (nxt is None or nxt.t_mono_ns is None or c["t_mono_ns"] < nxt.t_mono_ns)
         ]
         if replies:
-            described = ", ".join(_describe_reply(f) for f in replies)
+            described = ", ".join(_describe_reply(f) for f in replies[:_LISTED_REPLIES])
+            if len(replies) > _LISTED_REPLIES:
+                more = len(replies) - _LISTED_REPLIES
+                described += f" … and {more:,} more (all in the trace)"
             checks.append(
                 CheckResult(
                     name,

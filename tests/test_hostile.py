@@ -105,3 +105,29 @@ def test_a_web_page_is_not_an_auth_refusal():
     assert row["status"] == "inconclusive" and row["ended"] == "not websocket", row
     assert "the server answered HTTP 200, not a WebSocket upgrade." in row["explanation"]
     assert result.status != "passed"
+
+
+def test_a_flood_of_replies_is_counted_not_listed():
+    """200,000 replies must not become 13 MB of explanation: five are named, the rest counted."""
+    from netra_ws.expect import check_no_reply
+
+    writer = TraceWriter(None)
+    writer.frame("send", '{"type":"agent_started"}', t_wall_ns=1, t_mono_ns=1)
+    for i in range(2_000):
+        ack = '{"type":"ack","received_type":"agent_started"}'
+        writer.frame("receive", ack, t_wall_ns=2 + i, t_mono_ns=2 + i)
+    (check,) = check_no_reply(writer.records)
+    assert check.status == "failed"
+    assert "… and 1,995 more (all in the trace)" in check.explanation
+    assert len(check.explanation) < 1_000
+
+
+def test_a_web_page_answering_the_upgrade_is_excerpted():
+    page = http_answer("200 OK", {"Content-Type": "text/html"}, b"<p>" + b"x" * 5_000 + b"</p>")
+    writer = TraceWriter(None)
+    with HostileServer(page) as srv, pytest.raises(ConnectFailed) as info:
+        run(connect(srv.url, trace=writer).__aenter__())
+    message = str(info.value)
+    assert len(message) < 400 and "(5,007 chars)" in message, message
+    (error,) = [r for r in writer.records if r["kind"] == "error"]
+    assert len(error["body"]) == 2_000  # the trace keeps more: it is the evidence
