@@ -173,7 +173,7 @@ def test_an_unreachable_target_is_said_once_and_nothing_is_written(tmp_path):
     assert result.returncode == 2
     assert result.stdout == ""
     assert result.stderr.splitlines() == [
-        f"error: could not connect: connection refused by {url}: is the server running?"
+        f"error: the target was not reached: connection refused by {url}: is the server running?"
     ]
     assert not (tmp_path / "out").exists()
 
