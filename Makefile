@@ -15,7 +15,7 @@ DEMO_ARGS ?=
 # as the strict [[tool.mypy.overrides]] of pyproject.toml (tests/test_exports.py checks);
 # wildcard keeps those not written yet (verdicts.py, the report/ package) out until they are.
 PURE_MODULES := $(wildcard $(addprefix netra_ws/,events.py trace.py _trace_columns.py \
-	expect.py analysis.py redact.py har.py tokens.py errors.py verdicts.py report.py report/*.py))
+	expect.py analysis.py redact.py har.py tokens.py errors.py verdicts.py untrusted.py report.py report/*.py))
 # plots.py is pure too, but not strict-typed: its examples run, it stays out of the list above.
 DOCTEST_MODULES := $(PURE_MODULES) netra_ws/plots.py
 
