@@ -19,8 +19,8 @@ DEMO_ARGS ?=
 # as the strict [[tool.mypy.overrides]] of pyproject.toml (tests/test_exports.py checks);
 # wildcard drops a name that is not a file (report.py became the report/ package).
 PURE_MODULES := $(wildcard $(addprefix netra_ws/,events.py trace.py _trace_columns.py \
-	expect.py analysis.py redact.py har.py tokens.py errors.py verdicts.py report.py report/*.py \
-	browse.py diff.py))
+	expect.py analysis.py redact.py har.py tokens.py errors.py verdicts.py untrusted.py \
+	report.py report/*.py browse.py diff.py))
 # plots.py is pure too, but not strict-typed: its examples run, it stays out of the list above.
 DOCTEST_MODULES := $(PURE_MODULES) netra_ws/plots.py
 

@@ -113,7 +113,7 @@ def capture_runs(
 
             async def guarded(index: int, path: Path) -> None:
                 async with gate:
-                    labels = {"capture": name, "run_index": index}
+                    labels = {**resolved.labels, "capture": name, "run_index": index}
                     problem = await _one_run(
                         url,
                         path,

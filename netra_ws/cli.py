@@ -270,6 +270,12 @@ def _report(args: argparse.Namespace) -> int:
     print(f"report: {path}")
     for chart in report.chart_paths(path):
         print(f"chart:  {chart}")
+    if report.charts:
+        names = ", ".join(chart.name for chart in report.attachments(path))
+        print(f"attach: {names} — drag them into the comment for its images to show")
+    if args.bundle:
+        bundle = report.bundle(path.with_suffix(".zip"))
+        print(f"bundle: {bundle} — the report, its charts and traces: attach it as it is")
     print(report.summary())
     return EXIT_CODES[report.verdict]  # the verdict probe would give for the same traces
 
@@ -720,6 +726,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     report.add_argument(
         "--dialect", default=None, help="the embedded dialect under test (default: most common)"
+    )
+    report.add_argument(
+        "--bundle",
+        action="store_true",
+        help="also write OUT with .zip: the report, its charts and the redacted traces it used",
     )
     report.set_defaults(func=_report)
 

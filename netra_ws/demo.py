@@ -198,7 +198,8 @@ def _parameters(
 def _failure_note(run: NotebookRun) -> str:
     return (
         f"Notebook {run.name} failed during the demo ({run.error}); its part of this report "
-        f"may be missing or partial. The executed copy shows where it stopped: {run.path}."
+        "may be missing or partial. The executed copy shows where it stopped: "
+        f"notebooks/{run.name}.ipynb in the output folder."
     )
 
 

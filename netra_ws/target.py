@@ -188,16 +188,27 @@ class Target:
     def label(self) -> str:
         """The target in words, without secrets: the embedded server's dialect and auth
         mode, or the URL with its credentials removed."""
-        return target_words(self.url, **self.labels)
+        if self.server is None:
+            return target_words(self.url)
+        return target_words(self.url, self.server.config.dialect, self.server.config.auth)
 
     @property
-    def labels(self) -> dict[str, str]:
-        """Trace labels naming the embedded server's dialect and auth mode (none for a URL),
-        so a report built from the traces alone can say what was met."""
+    def labels(self) -> dict[str, Any]:
+        """Trace labels naming the embedded server's dialect and auth mode, and the faults it
+        injects (``faults``, when any), none for a URL: so a report built from the traces
+        alone can say what was met."""
         if self.server is None:
             return {}
         # The keywords of verdicts.target_words, which reads them back from the trace.
-        return {"dialect": self.server.config.dialect, "server_auth": self.server.config.auth}
+        labels: dict[str, Any] = {
+            "dialect": self.server.config.dialect,
+            "server_auth": self.server.config.auth,
+        }
+        # Faults injected on purpose: a report must not take them for the server's own.
+        faults = [fault.description for fault in self.server.config.fault_plan]
+        if faults:
+            labels["faults"] = faults
+        return labels
 
     def connect_options(self, auth: str | None = None) -> dict[str, Any]:
         """``token`` and ``auth`` for :func:`netra_ws.connect` (or ``capture_runs``).

@@ -24,12 +24,17 @@
 #   traces** (nothing is copied from the notebooks' outputs, so the report cannot disagree
 #   with the evidence);
 # - the key findings in plain sentences: what was sent, what came back, what it means;
-# - the event sequence of a representative run, timing statistics and two charts;
-# - the environment, and the commands that reproduce it all.
+# - a representative run as a Mermaid sequence diagram (GitHub draws it in the comment, no
+#   attachment needed), timing statistics and two charts;
+# - the secondary tables (auth matrix, contract tests, percentiles, reference runs,
+#   environment) collapsed, and the commands that reproduce it all from a fresh clone.
 #
 # It reads the newest output folder of each of notebooks 01–04 under `DATA_DIR`. A notebook
 # that has not run there is not an error: the report says its part is missing. Every text
-# in the report goes through the redactor, so no token reaches the issue.
+# in the report goes through the redactor, so no token reaches the issue, and every value a
+# server sent is shown as code (`netra_ws.untrusted`), so no frame can ping people, load an
+# image or break the comment. Runs with an injected fault (notebook 04's stall) are named as
+# such and kept out of every finding about the server.
 
 # %% tags=["parameters"]
 DATA_DIR = "../data"  # where notebooks 01–04 saved their traces (cwd is notebooks/)
@@ -66,8 +71,9 @@ pd.DataFrame(
 # `build_report` reads the traces, recomputes each probe's verdict with `netra_ws.expect`
 # (the probes labelled their traces, so each one finds its part) and judges the seven
 # contract tests with the function the pytest suite uses. Traces of a server deliberately
-# set up differently — notebook 02's `staging-937` comparison, notebook 03's demo-mode auth
-# matrix — are reported as comparisons, not as the verdict.
+# set up differently — notebook 02's `staging-937` comparison, notebook 03's demo-mode and
+# strict `staging-937` runs — are reference runs, each led by its diagnosis, in their own
+# collapsed section: never part of the verdict.
 
 # %%
 report = build_report([*sources, *EXTRA_SOURCES], title=TITLE, notes=[*missing, *NOTES])
@@ -77,15 +83,17 @@ report.probes
 # %% [markdown]
 # ## Write it
 #
-# The Markdown file and its charts (PNG, next to it, referenced by relative path). Paste the
-# Markdown into the issue and attach the PNGs; without them the alt text still says what
-# each chart shows, numbers included.
+# The Markdown file and its charts (PNG, next to it, referenced by relative path), and one
+# zip beside them holding the report, the charts and the redacted traces it used. Paste the
+# Markdown into the issue and drag the PNGs in (or attach the zip); without them the alt
+# text still says what each chart shows, and the diagram needs no attachment.
 
 # %%
 path = report.write(REPORT_PATH)
-print(f"report: {Path(path).resolve()}")
-for chart in report.chart_paths(path):
-    print(f"chart:  {chart.resolve()}")
+bundle = report.bundle(Path(path).with_suffix(".zip"))
+print(f"report: {Path(path).resolve()}  ({len(report.markdown):,} of 65,536 characters)")
+print(f"attach: {', '.join(chart.name for chart in report.attachments(path))}")
+print(f"bundle: {bundle.resolve()}")
 
 # %% [markdown]
 # ## The report, as the issue will show it

@@ -23,6 +23,7 @@ PURE = [
     "netra_ws.report",
     "netra_ws.browse",
     "netra_ws.diff",
+    "netra_ws.untrusted",
 ]
 NETWORK = ["websockets", "netra_ws.client", "netra_ws.server", "netra_ws.probes"]
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import os
+import zipfile
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -19,6 +20,7 @@ from typing import Any
 
 from ..expect import Profile, Status
 from ..redact import Redactor
+from ..untrusted import for_prose, plain_words
 from ..verdicts import (
     PROBES,
     ContractResult,
@@ -28,9 +30,9 @@ from ..verdicts import (
     judge_traces,
 )
 from .charts import Chart, draw_charts
-from .findings import comparison_finding, finding, timing_finding
-from .markdown import CHARTS, environment, render, reproduce_commands
-from .sources import ReportSource, Source, gather, main_server
+from .findings import finding, injected_finding, reference_section, timing_finding
+from .markdown import CHARTS, STEM, environment, fit, render, reproduce_commands
+from .sources import ReportSource, Source, gather, provenance
 from .timing import Timing, representative
 
 __all__ = ["Report", "build_report"]
@@ -44,10 +46,12 @@ class Report:
 
     Make one with :func:`build_report`. ``verdict`` is the overall status of the probes;
     ``probes`` the verdict per probe (:class:`~netra_ws.probes.ProbeReport`), ``contract``
-    the seven contract tests, ``findings`` the key sentences, ``charts`` the figures,
-    ``notes`` what is missing or was skipped, ``traces`` the trace files read. Next:
-    :meth:`write` it to a ``.md`` file (the PNG charts go next to it), or paste
-    :attr:`markdown` into the issue.
+    the seven contract tests, ``findings`` the key sentences (Markdown, every server value
+    neutralised by :mod:`netra_ws.untrusted`), ``charts`` the figures, ``notes`` what is
+    missing or was skipped, ``traces`` the trace files read, ``files`` what a bundle holds
+    beside the report and charts (name in the zip → file: the traces and fault logs). Next:
+    :meth:`write` it to a ``.md`` file (the PNG charts go next to it) and paste it, or
+    :meth:`bundle` it into one zip to attach.
     """
 
     title: str
@@ -59,6 +63,7 @@ class Report:
     notes: list[str]
     traces: list[Path]
     body: str = field(repr=False)  # the Markdown before redaction, charts at CHARTS
+    files: dict[str, Path] = field(default_factory=dict, repr=False)
     redactor: Redactor = field(default_factory=Redactor, repr=False)
 
     @property
@@ -82,8 +87,11 @@ class Report:
                 src = "data:image/png;base64," + base64.b64encode(chart.png()).decode("ascii")
             else:
                 src = redact(f"{image_base}{stem}-{chart.name}.png")
-            images.append(f"![{redact(_alt(chart.alt))}]({src})")
-        return redact(self.body).replace(CHARTS, "\n\n".join(images))
+            images.append(f"![{plain_words(redact(chart.alt), 1000)}]({src})")
+        body = redact(self.body).replace(STEM, stem)
+        markdown = body.replace(CHARTS, "\n\n".join(images))
+        # Embedded images are for notebooks, never a comment: only the file form is cut.
+        return markdown if embed_images else fit(markdown)
 
     def write(self, path: str | os.PathLike[str]) -> Path:
         """Write the report to ``path`` (``.md``) and each chart next to it as
@@ -98,6 +106,27 @@ class Report:
             image.write_bytes(chart.png())
         out.write_text(self.to_markdown(stem=out.stem), encoding="utf-8")
         return out
+
+    def bundle(self, path: str | os.PathLike[str]) -> Path:
+        """Write the report (``<stem>.md`` inside), its charts and everything it refers to
+        (the redacted traces, by the names the report uses, and the fault logs) into one
+        ``.zip`` at ``path``, to attach to the issue as it is; return its path."""
+        out = Path(path)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        stem = out.stem
+        with zipfile.ZipFile(out, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+            archive.writestr(f"{stem}.md", self.to_markdown(stem=stem))
+            for chart in self.charts:
+                archive.writestr(f"{stem}-{chart.name}.png", chart.png())
+            for name, file in sorted(self.files.items()):
+                text = file.read_text(encoding="utf-8", errors="replace")
+                archive.writestr(name, self.redactor.redact_text(text))
+        return out
+
+    def attachments(self, path: str | os.PathLike[str]) -> list[Path]:
+        """The files to attach to the comment beside a report written to ``path`` for its
+        images to show: the charts (:meth:`chart_paths`)."""
+        return self.chart_paths(path)
 
     def chart_paths(self, path: str | os.PathLike[str]) -> list[Path]:
         """Where :meth:`write` puts (or put) the charts for a report written to ``path``."""
@@ -118,10 +147,6 @@ class Report:
 
     def __repr__(self) -> str:
         return f"<Report {self.summary()}; {len(self.traces)} traces, {len(self.charts)} charts>"
-
-
-def _alt(text: str) -> str:
-    return " ".join(text.replace("[", "(").replace("]", ")").split())
 
 
 def build_report(
@@ -154,13 +179,9 @@ def build_report(
     """
     redactor = redactor or Redactor()
     gathered = gather(sources)
-    all_notes = [redactor.redact_text(note) for note in [*gathered.notes, *notes]]
-    own = main_server(gathered.sources, dialect)
-    primary = [s for s in gathered.sources if s.server in (None, own)]
-    others: dict[tuple[str, str], list[Source]] = {}
-    for source in gathered.sources:
-        if source.server not in (None, own):
-            others.setdefault(source.server, []).append(source)
+    all_notes = [for_prose(redactor.redact_text(note)) for note in [*gathered.notes, *notes]]
+    sorted_ = provenance(gathered.sources, dialect)
+    own, primary = sorted_.own, sorted_.evidence
 
     judged = judge_traces([s.trace for s in primary], profile=profile)
     given = {r.probe: r for report in gathered.reports for r in report}
@@ -171,18 +192,21 @@ def build_report(
         out_dir=judged.out_dir,
     )
     contract = evaluate_contract(probes)
-    comparisons = {
-        key: judge_traces([s.trace for s in group], profile=profile)
-        for key, group in others.items()
-    }
 
     by_path = {s.path.resolve(): s for s in gathered.sources if s.path is not None}
     findings = [finding(r, _sources_of(r, by_path, primary)) for r in probes]
+    # Timing, like every finding about the server, only from runs without injected faults.
     timing = Timing.of(primary)
     if timing is not None:
         findings.append(timing_finding(timing))
-    findings += [comparison_finding(key, rep) for key, rep in comparisons.items()]
+    if sorted_.injected:
+        findings.append(injected_finding(sorted_.injected, Timing.of(sorted_.injected)))
     findings = [redactor.redact_text(text) for text in findings]
+    references = [
+        reference_section(key, judge_traces([s.trace for s in group], profile=profile), group)
+        for key, group in sorted_.references.items()
+    ]
+    references = [(redactor.redact_text(a), redactor.redact_text(b)) for a, b in references]
 
     shown = representative(primary)
     drawn = draw_charts(shown, timing) if charts else []
@@ -196,7 +220,8 @@ def build_report(
         notes=all_notes,
         representative=shown,
         timing=timing,
-        has_charts=bool(drawn),
+        charts=[chart.name for chart in drawn],
+        references=references,
         environment=environment(primary, own),
         commands=(
             list(commands)
@@ -215,7 +240,18 @@ def build_report(
         traces=[s.path for s in gathered.sources if s.path is not None],
         body=body,
         redactor=redactor,
+        files=_files(gathered.sources),
     )
+
+
+def _files(sources: Sequence[Source]) -> dict[str, Path]:
+    """What a bundle holds beside the report: each trace under the name the report gives it
+    (:attr:`Source.name`), and the fault logs of injected runs."""
+    files = {s.name: s.path for s in sources if s.path is not None}
+    for source in sources:
+        if source.injected:
+            files.update(source.fault_logs)
+    return files
 
 
 def _sources_of(

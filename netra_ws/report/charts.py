@@ -6,9 +6,11 @@ from __future__ import annotations
 import io
 from dataclasses import dataclass, field
 
+import pandas as pd
 from matplotlib.figure import Figure
 
 from ..plots import FIGSIZE, describe_gaps, describe_timeline, plot_gaps, plot_timeline
+from ..untrusted import plain_words
 from .timing import STALL_THRESHOLD_S, Representative, Timing
 
 __all__ = ["Chart", "draw_charts"]
@@ -44,18 +46,27 @@ def draw_charts(rep: Representative | None, timing: Timing | None) -> list[Chart
         figure = Figure(figsize=FIGSIZE, layout="constrained")
         # No probe marks: at this scale their labels overprint; the sequence table has them.
         title = f"{source.path.name if source.path else 'session'}: frames over time"
-        plot_timeline(source.frame, title=title, ax=figure.subplots())
+        plot_timeline(_labelled(source.frame), title=plain_words(title), ax=figure.subplots())
         alt = describe_timeline(source.frame, name=source.name)
         charts.append(Chart("timeline", figure, alt))
     if timing is not None and len(timing.main.gaps):
         main = timing.main
         figure = Figure(figsize=FIGSIZE, layout="constrained")
         plot_gaps(
-            main.gaps,
+            _labelled(main.gaps),
             threshold_s=STALL_THRESHOLD_S,
-            title=f"Gaps between consecutive events: {main.name}",
+            title=plain_words(f"Gaps between consecutive events: {main.name}"),
             ax=figure.subplots(),
         )
         alt = describe_gaps(main.gaps, threshold_s=STALL_THRESHOLD_S, name=main.name)
         charts.append(Chart("gaps", figure, alt))
     return charts
+
+
+def _labelled(frame: pd.DataFrame) -> pd.DataFrame:
+    """``frame`` with its event names as a chart may print them: plain words, cut short (a
+    server's event name can hold controls or a megabyte of text)."""
+    if "event" not in frame:
+        return frame
+    events = frame["event"].map(lambda e: plain_words(e, 40) if pd.notna(e) else e)
+    return frame.assign(event=events.astype("string"))

@@ -15,6 +15,7 @@ import pandas as pd
 
 from ..events import AGENT_EVENTS, RUN_TRIGGER_TYPES, is_demo_user, squeeze
 from ..expect import FAILED, INCONCLUSIVE, PASSED
+from ..untrusted import for_markdown, for_prose
 from ..verdicts import (
     COLLECTED_MARK,
     QUIET_MARK,
@@ -34,7 +35,28 @@ from .sources import Source
 from .timing import STALL_THRESHOLD_S, Timing
 from .words import capital, duration, form_of, join_and, sentence
 
-__all__ = ["comparison_finding", "finding", "timing_finding"]
+__all__ = ["finding", "injected_finding", "reference_section", "timing_finding"]
+
+
+def _said(title: str, text: str) -> str:
+    """A finding as Markdown: the kit's bold title, then its sentences, which quote server
+    values, made safe by :func:`netra_ws.untrusted.for_prose` (repeated sentences merged)."""
+    return f"**{title}.** {for_prose(_merge_repeats(text))}"
+
+
+_SENTENCES = re.compile(r"(?<=[.;])\s+")
+
+
+def _merge_repeats(text: str) -> str:
+    """``text`` with each sentence said once (a repeated one is dropped where it recurs)."""
+    seen: set[str] = set()
+    kept = []
+    for part in _SENTENCES.split(text.strip()):
+        if part in seen:
+            continue
+        seen.add(part)
+        kept.append(part)
+    return " ".join(kept)
 
 
 _PROBE_TITLES = {
@@ -56,7 +78,7 @@ _AUTH_FORMS = {
 def finding(result: ProbeResult, sources: Sequence[Source]) -> str:
     """The key finding of one probe in plain sentences: what was sent, what came back, and
     what that means. ``sources`` are the probe's traces (the latest one tells the story)."""
-    title = f"**{_PROBE_TITLES.get(result.probe, result.probe)}.** "
+    title = _PROBE_TITLES.get(result.probe, result.probe)
     source = max(sources, key=lambda s: s.started) if sources else None
     text = None
     if source is not None:
@@ -68,7 +90,7 @@ def finding(result: ProbeResult, sources: Sequence[Source]) -> str:
             text = _workflow_sentences(result, source)
     if result.probe == "auth":
         text = _auth_sentences(result)
-    return title + (text or sentence(result.explanation))
+    return _said(title, text or sentence(result.explanation))
 
 
 def _auth_words(records: Sequence[Mapping[str, Any]]) -> str:
@@ -179,18 +201,25 @@ def _workflow_sentences(result: ProbeResult, source: Source) -> str:
         causes = re.search(r"Likely causes: .*", arrived)
         text += f" {causes.group(0)}" if causes else _demo_user_note(result.facts.get("user_id"))
         return text + " (The proposed #937 fix would have validated a hand-made event here.)"
-    sentences = []
+    # Runs that got the same events are told once, their forms and times side by side.
+    told: dict[tuple[str, bool], list[tuple[str, Any]]] = {}
     for trigger, (_, run) in zip(triggers, runs.iterrows(), strict=False):
-        events = _run_events(source.runs, run["run"])
-        took = (
-            f" in {duration(run['duration_s'])}, the first after "
-            f"{duration(run['time_to_first_event_s'])}"
-            if pd.notna(run["duration_s"])
-            else f"; it never ended (last: {run['last_event']})"
+        events = squeeze(_run_events(source.runs, run["run"])) or "no agent event"
+        told.setdefault((events, bool(pd.notna(run["duration_s"]))), []).append(
+            (form_of(trigger), run)
         )
-        sentences.append(
-            f"We sent user_message ({form_of(trigger)}) and received {squeeze(events)}{took}."
-        )
+    sentences = []
+    for (events, ended), group in told.items():
+        forms = join_and([form for form, _ in group])
+        each = " each time" if len(group) > 1 else ""
+        if ended:
+            took = (
+                f" in {join_and([duration(r['duration_s']) for _, r in group])}, the first "
+                f"after {join_and([duration(r['time_to_first_event_s']) for _, r in group])}"
+            )
+        else:
+            took = f"; it never ended (last: {join_and([str(r['last_event']) for _, r in group])})"
+        sentences.append(f"We sent user_message ({forms}) and{each} received {events}{took}.")
     profile = result.facts.get("profile") or "netra-bridge"
     checks = result.checks
     if result.status == PASSED:
@@ -259,20 +288,33 @@ def _credentials(rows: Sequence[Mapping[str, Any]], verb: str) -> str:
     return f"{join_and(names)} {'was' if len(names) == 1 else 'were'} {verb}"
 
 
-def comparison_finding(server: tuple[str, str], report: ProbeReport) -> str:
-    """The finding of a comparison run on another embedded server (not part of the verdict)."""
+def reference_section(
+    server: tuple[str, str], report: ProbeReport, sources: Sequence[Source]
+) -> tuple[str, str]:
+    """A reference run on another embedded server, as (summary line, Markdown body): not
+    part of the verdict, led by what its diagnosis says, then what each probe saw there."""
     dialect, auth = server
-    verdicts = "; ".join(f"the {r.probe} probe {r.status}: {r.explanation}" for r in report)
     diagnosis = report.diagnosis
-    said = (
-        f" Diagnosis ({diagnosis.cause}): {diagnosis} In detail:"
+    summary = f"Reference: an embedded {dialect} server, auth {auth}"
+    lead = (
+        f"Diagnosis of this reference ({diagnosis.cause}): {diagnosis}"
         if diagnosis.cause != "undetermined"
-        else " Against that server"
+        else "These runs show how that server answers; they have no diagnosis of their own."
     )
-    return (
-        f"**For comparison: an embedded {dialect} server, auth {auth}.** These traces are not "
-        f"part of the verdict above.{said} {verdicts}"
-    )
+    lines = [
+        f"**{for_prose(summary)}** — for comparison, not part of the verdict above. "
+        + for_prose(lead),
+        "",
+    ]
+    lines += [
+        f"- What the {r.probe} probe saw there: {for_prose(r.explanation)}"
+        for r in report
+    ]
+    names = sorted(s.name for s in sources)
+    shown = ", ".join(for_markdown(n, 300) for n in names[:5])
+    more = f" and {len(names) - 5} more" if len(names) > 5 else ""
+    lines += ["", f"Traces: {shown}{more}."]
+    return for_prose(summary, 200), "\n".join(lines)
 
 
 def _collection_window(records: Sequence[Mapping[str, Any]]) -> str | None:
@@ -297,28 +339,60 @@ def timing_finding(timing: Timing) -> str:
     stalled = [g for g in timing.groups if len(g.stalls)]
     answered = [g for g in timing.groups if g.runs["n_events"].gt(0).any()]
     if not answered:
-        return (
-            f"**Timing.** None of the {runs} run(s) got an agent event, so there is nothing "
-            "to time."
+        return _said(
+            "Timing",
+            f"None of the {runs} run(s) got an agent event, so there is nothing to time.",
         )
     if not stalled:
         gaps = [float(w["gap_s"]) for g in answered if (w := g.worst) is not None]
         slowest = f", the largest {duration(max(gaps))}" if gaps else ""
-        return (
-            f"**Timing.** In {runs} run(s), no gap between consecutive events exceeded "
+        return _said(
+            "Timing",
+            f"In {runs} run(s), no gap between consecutive events exceeded "
             f"{STALL_THRESHOLD_S:g} s{slowest}: a test reading with a 2–3 s timeout per frame "
-            "would see every event."
+            "would see every event.",
         )
-    parts = []
-    for group in stalled:
-        found = "; ".join(
-            f"{duration(g['gap_s'])} before {g['event']} #{g['seq']} in {g['trace']}"
-            for _, g in group.stalls.head(3).iterrows()
-        )
-        runs_hit = group.stalls["trace"].nunique()
-        parts.append(f"in {group.name}, {runs_hit} of {len(group.runs)} run(s) stalled ({found})")
-    return (
-        f"**Timing.** Events can arrive late: {'; '.join(parts)}. A gap above "
+    parts = [_stalls_words(group) for group in stalled]
+    return _said(
+        "Timing",
+        f"Events can arrive late: {'; '.join(parts)}. A gap above "
         f"{STALL_THRESHOLD_S:g} s is longer than the 2–3 s per-frame timeout of the backend's "
-        'tests, which would report such a run as "no events" although every event came.'
+        'tests, which would report such a run as "no events" although every event came.',
     )
+
+
+def _stalls_words(group: Any) -> str:
+    found = "; ".join(
+        f"{duration(g['gap_s'])} before {g['event']} #{g['seq']} in {g['trace']}"
+        for _, g in group.stalls.head(3).iterrows()
+    )
+    runs_hit = group.stalls["trace"].nunique()
+    return f"in {group.name}, {runs_hit} of {len(group.runs)} run(s) stalled ({found})"
+
+
+def injected_finding(sources: Sequence[Source], timing: Timing | None) -> str:
+    """The runs with a fault injected on purpose: which fault, and whether the analysis
+    found it from the traces alone. They are left out of every finding about the server."""
+    faults = sorted({f for s in sources for f in s.injected})
+    logs = sorted({name for s in sources for name in s.fault_logs})
+    where = f" (its log: {join_and(logs)})" if logs else ""
+    names = join_and(sorted(s.name for s in sources)[:5])
+    kinds = join_and(sorted({f.split(" ")[0] for f in faults}))
+    text = (
+        f"{capital(kinds)} injected on purpose ({'; '.join(faults)}) by the embedded "
+        f"server's fault plan{where}, into {len(sources)} run(s): {names}."
+    )
+    stalled = [g for g in timing.groups if len(g.stalls)] if timing is not None else []
+    if stalled:
+        text += f" Detected from the traces alone: {'; '.join(_stalls_words(g) for g in stalled)}."
+    elif any(f.startswith("stall") for f in faults):
+        text += (
+            f" No gap above {STALL_THRESHOLD_S:g} s was found in them: the stall was not "
+            "detected."
+        )
+    text += (
+        " These runs show the fault, not the server: they are left out of the timing and of "
+        "every finding above."
+    )
+    return _said("Injected fault", text)
+

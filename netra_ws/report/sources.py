@@ -3,10 +3,17 @@
 A report reads many traces (the notebooks' outputs, a probes folder, captures); every later
 stage (verdicts, findings, timing, charts, Markdown) works on the :class:`Source` objects made
 here, so each file is parsed once and turned into a frame table once.
+
+Provenance decides what a trace may say about the server (:func:`provenance`): a trace of a
+run with an injected fault (its ``faults`` label, or a ``faults.json`` fault log beside it
+that names one of its runs) shows the fault, not the server; a trace of an embedded server
+set up otherwise than the investigation's own (another dialect or auth mode) is a
+reference run, not evidence for the verdict.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import warnings
 from collections import Counter
@@ -24,13 +31,24 @@ from ..events import RUN_TRIGGER_TYPES
 from ..notebooks import NOTEBOOKS, latest_output
 from ..trace import Trace, TraceWarning, read_trace
 from ..verdicts import ProbeReport, label_of, probe_of, started
+from .words import shown_path
 
-__all__ = ["ReportSource", "Source", "gather", "investigation_sources", "main_server"]
+__all__ = [
+    "Provenance",
+    "ReportSource",
+    "Source",
+    "gather",
+    "investigation_sources",
+    "main_server",
+    "provenance",
+]
 
 ReportSource = str | os.PathLike[str] | Trace | ProbeReport
 
 # The notebooks whose outputs a report reads (the last one writes the report).
 INVESTIGATION_NOTEBOOKS = NOTEBOOKS[:-1]
+
+_CONNECTION_ID = r'"connection_id"\s*:\s*"([^"]+)"'
 
 
 @dataclass(eq=False)
@@ -83,6 +101,42 @@ class Source:
         return started(self.trace)
 
     @cached_property
+    def injected(self) -> list[str]:
+        """The faults injected on purpose into this trace's runs, as the server logs them
+        (``stall agent_thinking#2 2.5s``): from its ``faults`` label (an embedded server
+        with a fault plan), or from a ``faults.json`` fault log (``Target.faults()``, as
+        notebook 04 saves it) in its folder or the two above whose run or connection is
+        this trace's. Empty when nothing was injected: the trace is the server's own."""
+        label = label_of(self.trace, "faults")
+        found = [str(f) for f in label] if isinstance(label, list) else []
+        if self.path is None:
+            return found
+        frame = self.frame
+        runs = set(frame["run_id"].dropna().astype(str))
+        # A fault before any run (a dropped connection) names the connection instead.
+        hello = frame["data"][frame["event"].eq("connection_established").fillna(False)]
+        connections = set(hello.dropna().astype(str).str.extract(_CONNECTION_ID)[0].dropna())
+        for log in self.fault_logs.values():
+            for fault in _fault_log(log):
+                if fault.get("run_id") in runs or fault.get("connection_id") in connections:
+                    found.append(str(fault.get("fault") or fault.get("kind") or "fault"))
+        return list(dict.fromkeys(found))
+
+    @cached_property
+    def fault_logs(self) -> dict[str, Path]:
+        """The ``faults.json`` fault logs in this trace's folder or the two above, by the
+        name a report gives them (beside :attr:`name`, as in a bundle)."""
+        if self.path is None:
+            return {}
+        logs = {}
+        parts = self.name.split("/")
+        for up, folder in enumerate(list(self.path.parents)[:3], start=1):
+            log = folder / "faults.json"
+            if log.is_file():
+                logs["/".join([*parts[: max(len(parts) - up, 0)], "faults.json"])] = log
+        return logs
+
+    @cached_property
     def triggered(self) -> bool:
         """Did the client send a run trigger (user_message…) in this trace?"""
         frame = self.frame
@@ -101,6 +155,45 @@ class Source:
             if parts[i] in INVESTIGATION_NOTEBOOKS:
                 return "/".join(parts[i:])
         return f"{self.path.parent.name}/{self.path.name}"
+
+
+def _fault_log(path: Path) -> list[dict[str, Any]]:
+    """The rows of a ``faults.json`` fault log, or none (missing or unreadable)."""
+    try:
+        rows = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return []
+    return [row for row in rows if isinstance(row, dict)] if isinstance(rows, list) else []
+
+
+@dataclass
+class Provenance:
+    """The sources sorted by what they may say: ``evidence`` (the investigation's own
+    server or URL, nothing injected: the verdict and every finding about the server come
+    from these), ``injected`` (the same server, with a fault injected on purpose: shown as
+    such, never as the server's behaviour) and ``references`` (other embedded servers,
+    by (dialect, auth mode): comparisons, never part of the verdict)."""
+
+    own: tuple[str, str] | None
+    evidence: list[Source]
+    injected: list[Source]
+    references: dict[tuple[str, str], list[Source]]
+
+
+def provenance(sources: Sequence[Source], dialect: str | None = None) -> Provenance:
+    """Sort ``sources`` into evidence, injected-fault runs and reference runs; the
+    investigation's own server is :func:`main_server` (of ``dialect``, when given)."""
+    own = main_server(sources, dialect)
+    out = Provenance(own, [], [], {})
+    for source in sources:
+        key = source.server
+        if key is not None and key != own:
+            out.references.setdefault(key, []).append(source)
+        elif source.injected:
+            out.injected.append(source)
+        else:
+            out.evidence.append(source)
+    return out
 
 
 def main_server(sources: Sequence[Source], dialect: str | None) -> tuple[str, str] | None:
@@ -173,8 +266,9 @@ def investigation_sources(
             folders.append(latest_output(data_dir, name))
         except NetraWsError:
             notes.append(
-                f"No output of notebook {name} under {data_dir}: it has not run there, so its "
-                "part is missing from this report. Run it, then build the report again."
+                f"No output of notebook {name} under {shown_path(Path(data_dir))}: it has not run "
+                "there, so its part is missing from this report. Run it, then build the report "
+                "again."
             )
     return folders, notes
 
@@ -183,7 +277,7 @@ def _trace_files(path: Path, notes: list[str]) -> list[Path]:
     if path.is_file():
         return [path]
     if not path.is_dir():
-        notes.append(f"{path} does not exist: nothing was read from it.")
+        notes.append(f"{shown_path(path)} does not exist: nothing was read from it.")
         return []
     if any((path / name).is_dir() for name in INVESTIGATION_NOTEBOOKS):
         folders, missing = investigation_sources(path)
@@ -191,5 +285,5 @@ def _trace_files(path: Path, notes: list[str]) -> list[Path]:
         return [file for folder in folders for file in sorted(folder.rglob("*.jsonl"))]
     files = sorted(path.rglob("*.jsonl"))
     if not files:
-        notes.append(f"{path} holds no *.jsonl trace.")
+        notes.append(f"{shown_path(path)} holds no *.jsonl trace.")
     return files

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import pandas as pd
 
 from ..analysis import event_gaps, run_stats, summarize_runs
+from ..untrusted import for_markdown
 from .sources import Source
 
 __all__ = ["STALL_THRESHOLD_S", "Group", "Representative", "Timing", "representative"]
@@ -24,7 +25,7 @@ STALL_THRESHOLD_S = 2.0
 class Representative:
     """The run a report shows frame by frame: its ``source``, the rows shown (``frame``, with
     run labels), its ``run_stats`` row (None when only a connection is shown), and ``note``
-    naming where it comes from."""
+    naming where it comes from (Markdown, the file name neutralised)."""
 
     source: Source
     frame: pd.DataFrame
@@ -54,7 +55,7 @@ def representative(sources: Sequence[Source]) -> Representative | None:
     connection = [s for s in sources if s.probe == "connection"]
     if connection:
         source = max(connection, key=lambda s: s.started)
-        return Representative(source, source.frame, None, f"`{source.name}`")
+        return Representative(source, source.frame, None, for_markdown(source.name, 300))
     return None
 
 
@@ -64,7 +65,7 @@ def _shown_run(source: Source, i: int) -> Representative:
     run = runs.iloc[i]
     in_run = (frame["run"] == run["run"]).fillna(False)
     before = frame["run"].isna() & (frame["seq"] < run["trigger_seq"]).fillna(False)
-    note = f"`{source.name}`"
+    note = for_markdown(source.name, 300)
     if len(runs) > 1:
         note += f", run {i + 1} of {len(runs)}"
     return Representative(source, frame[in_run | before], run, note)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -23,6 +24,7 @@ __all__ = [
     "form_of",
     "join_and",
     "sentence",
+    "shown_path",
 ]
 
 
@@ -51,3 +53,39 @@ def first_sentence(text: str) -> str:
     """The first sentence of ``text``, pointing to the findings when there is more."""
     head = _SENTENCE_END.split(text.strip(), maxsplit=1)[0]
     return head if head == text.strip() else head + " (more under Key findings)"
+
+
+_NOTEBOOK_FOLDER = re.compile(r"\d\d_[a-z0-9_]+")
+
+
+def shown_path(path: str | Path) -> str:
+    """A path as a colleague can use it after a fresh clone, never this machine's layout:
+    relative to the repository (the folder above the working directory holding
+    ``pyproject.toml`` or ``.git``) when inside it; else ``data/…`` as the kit writes it
+    (from the notebook's output folder down), else ``data/<folder>/<file>``.
+
+    >>> shown_path("/somewhere/else/04_timing_analysis/20260101T000000/faults.json")
+    'data/04_timing_analysis/20260101T000000/faults.json'
+    """
+    given = Path(path)
+    resolved = given.resolve()
+    root = _repository()
+    if root is not None and resolved.is_relative_to(root):
+        return resolved.relative_to(root).as_posix() or "."
+    parts = resolved.parts
+    for i in range(len(parts) - 1, 0, -1):
+        if _NOTEBOOK_FOLDER.fullmatch(parts[i]):
+            return "/".join(("data", *parts[i:]))
+    if resolved.is_file() or resolved.suffix:  # a file: its folder and name
+        return "/".join(("data", *parts[-2:]))
+    if resolved.is_dir() and any(_NOTEBOOK_FOLDER.fullmatch(c.name) for c in resolved.iterdir()):
+        return "data"  # a data folder, holding the notebooks' output folders
+    return f"data/{resolved.name}" if parts[1:] else "data"
+
+
+def _repository() -> Path | None:
+    here = Path.cwd().resolve()
+    for folder in (here, *here.parents):
+        if (folder / "pyproject.toml").is_file() or (folder / ".git").exists():
+            return folder
+    return None
