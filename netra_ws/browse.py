@@ -32,6 +32,7 @@ from typing import Any, TypeVar
 
 from .errors import FrameParseError
 from .events import AGENT_EVENTS, STATUS_TYPES, TERMINAL_EVENTS, event_payload
+from .untrusted import for_terminal
 
 __all__ = [
     "DIRECTIONS",
@@ -51,7 +52,6 @@ _ARROWS = {"send": "→", "receive": "←"}
 _VALUE_LIMIT = 60
 _SUMMARY_LIMIT = 100
 # C0 controls, DEL and C1 controls (ESC is \x1b, CSI is \x9b): escaped, never shown raw.
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 # Payload fields that say most about an event, shown first in a summary (then the rest).
 _FIRST_FIELDS = (
     "message",
@@ -86,19 +86,15 @@ _STYLES = {
 def _safe(text: object, limit: int = _VALUE_LIMIT) -> str:
     """``text`` fit for a terminal: controls and ESC escaped (``\\x1b``), cut at ``limit``.
 
-    THE one function every server-derived string goes through before it is shown (to be
-    pointed at ``netra_ws.untrusted.for_terminal`` once that exists).
+    THE one function every server-derived string goes through before it is shown here: the
+    kit's terminal neutraliser, :func:`netra_ws.untrusted.for_terminal`.
 
     >>> _safe("red\\x1b[31m!")
     'red\\\\x1b[31m!'
     >>> _safe("x" * 100, limit=10)
-    'xxxxxxxxx… (100 chars)'
+    'xxxxxxxxxx… (100 chars)'
     """
-    value = text if isinstance(text, str) else str(text)
-    cut = len(value) > limit
-    shown = value[: limit - 1] if cut else value
-    shown = _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", shown)
-    return f"{shown}… ({len(value)} chars)" if cut else shown
+    return for_terminal(text, limit)
 
 
 def _style(text: str, kind: str | None, color: bool) -> str:

@@ -31,6 +31,7 @@ from .server import (
 )
 from .server.faults import FAULT_GRAMMAR
 from .tokens import DEFAULT_ENVIRONMENT, ENVIRONMENTS, SECRET_ENV, mint_token
+from .untrusted import for_terminal
 
 __all__ = ["EXIT_CODES", "main"]
 
@@ -96,6 +97,13 @@ examples: drop:tool_completed  stall:agent_thinking#2:2.5@run=2
           oversize:after=agent_started:bytes=2000000@conn=3,p=0.5
 Every fault is logged as: FAULT <kind> <event> run=<run_id> conn=<connection_id>
 """
+
+def _error(message: str) -> None:
+    """One error line on stderr. It may quote a server or a file (a close reason, a body, an
+    event name): those pass through the one terminal neutraliser, so no byte of theirs can
+    move the cursor or repaint a verdict."""
+    print(f"error: {for_terminal(message, 1000)}", file=sys.stderr)
+
 
 T = TypeVar("T")
 
@@ -182,7 +190,7 @@ def _serve(args: argparse.Namespace) -> int:
                 file=sys.stderr,
             )
         else:
-            print(f"error: cannot listen on {args.host}:{args.port}: {exc}", file=sys.stderr)
+            _error(f"cannot listen on {args.host}:{args.port}: {exc}")
         return EXIT_USAGE
     return 0
 
@@ -238,7 +246,7 @@ def _demo(args: argparse.Namespace) -> int:
     from .demo import run_demo
 
     if args.url is not None and (problem := _url_problem(args.url)):
-        print(f"error: {problem}", file=sys.stderr)
+        _error(f"{problem}")
         return EXIT_USAGE
     where = args.url or "the embedded reference server"
     print(f"Issue #937 investigation against {where}: notebooks 01–05, headless", flush=True)
@@ -259,10 +267,10 @@ def _report(args: argparse.Namespace) -> int:
             args.sources, title=args.title, profile=args.profile, dialect=args.dialect
         )
     except ValueError as exc:  # a --profile file that is no profile
-        print(f"error: --profile: {exc}", file=sys.stderr)
+        _error(f"--profile: {exc}")
         return EXIT_USAGE
     if not report.traces:
-        print(f"error: no trace could be read from {' '.join(args.sources)}", file=sys.stderr)
+        _error(f"no trace could be read from {' '.join(args.sources)}")
         for note in report.notes:
             print(f"  {note}", file=sys.stderr)
         return EXIT_USAGE
@@ -298,13 +306,13 @@ def _probe(args: argparse.Namespace) -> int:
     from .verdicts import ProbeReport
 
     if args.url is not None and (problem := _url_problem(args.url)):
-        print(f"error: {problem}", file=sys.stderr)
+        _error(f"{problem}")
         return EXIT_USAGE
     # Credentials come by environment variable name, never on the command line (shell
     # history, process lists). A variable named explicitly must hold something.
     for flag, name in (("--token-env", args.token_env), ("--secret-env", args.secret_env)):
         if name and not os.environ.get(name):
-            print(f"error: {flag} {name}: ${name} is not set or empty", file=sys.stderr)
+            _error(f"{flag} {name}: ${name} is not set or empty")
             return EXIT_USAGE
     secret = DEV_SECRET if args.dev_secret else None
     secret = os.environ[args.secret_env] if args.secret_env else secret
@@ -326,7 +334,7 @@ def _probe(args: argparse.Namespace) -> int:
             diagnosis = ProbeReport([first], target=target.label).diagnosis
             if diagnosis.cause in ("unreachable", "wrong path"):
                 said = diagnosis.summary
-                print(f"error: {said[:1].lower()}{said[1:]}", file=sys.stderr)
+                _error(f"{said[:1].lower()}{said[1:]}")
                 return EXIT_USAGE
         report = asyncio.run(
             run_probes(
@@ -370,7 +378,7 @@ def _import_har(args: argparse.Namespace) -> int:
     try:
         paths = import_har(args.file, args.out)
     except (NetraWsError, OSError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        _error(f"{exc}")
         return EXIT_USAGE
     for path in paths:
         trace = read_trace(path)
@@ -390,10 +398,10 @@ def _export_har(args: argparse.Namespace) -> int:
     try:
         print(export_har(args.trace, out, overwrite=args.overwrite))
     except FileExistsError:
-        print(f"error: {out} already exists: pass --overwrite, or another --out", file=sys.stderr)
+        _error(f"{out} already exists: pass --overwrite, or another --out")
         return EXIT_USAGE
     except (NetraWsError, OSError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        _error(f"{exc}")
         return EXIT_USAGE
     return 0
 
@@ -416,7 +424,7 @@ def _connect(args: argparse.Namespace) -> int:
     from .target import DEFAULT_TOKEN_ENV, resolve_target
 
     if args.token_env and not os.environ.get(args.token_env):
-        print(f"error: ${args.token_env} is not set or empty", file=sys.stderr)
+        _error(f"${args.token_env} is not set or empty")
         return 2
     with resolve_target(
         args.url,
@@ -436,7 +444,7 @@ def _show(args: argparse.Namespace) -> int:
         trace = read_trace(args.trace)
         chosen = trace.filter(event=args.event, dir=args.dir, text=args.grep, run=args.run)
     except (OSError, ValueError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        _error(f"{exc}")
         return 2
     if args.json:
         # One frame per line, as recorded: for jq. json.dumps escapes control characters.
@@ -460,7 +468,7 @@ def _diff(args: argparse.Namespace) -> int:
     try:
         result = diff_traces(args.a, args.b)
     except (OSError, ValueError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        _error(f"{exc}")
         return 2
     if args.csv:
         print(result.to_frame().to_csv(index=False), end="")

@@ -68,6 +68,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 from .errors import RedactionError
 from .tokens import SECRET_ENV
+from .untrusted import for_terminal
 
 __all__ = [
     "MIN_SECRET_LENGTH",
@@ -87,6 +88,9 @@ __all__ = [
     "register_secret",
     "unregister_secret",
 ]
+
+# A log line is cut at this length (what it quotes is in the trace).
+_LOGGED = 2_000
 
 REDACTED = "[REDACTED]"
 
@@ -639,7 +643,9 @@ class RedactingFilter(logging.Filter):
             message = record.getMessage()
         except Exception:
             message = f"{record.msg!s} {record.args!r}"
-        record.msg = redact(message)
+        # One line, and nothing in it (a client's event name, a close reason) can drive the
+        # terminal or forge another log line: controls are shown escaped.
+        record.msg = for_terminal(redact(message), _LOGGED)
         record.args = None
         if record.exc_info and not record.exc_text:
             # The formatter reuses exc_text when it is set, so the traceback it prints is ours.

@@ -53,6 +53,7 @@ from .expect import (
 )
 from .redact import redact_url
 from .trace import Trace
+from .untrusted import for_terminal
 
 __all__ = [
     "AUTH_MATRIX",
@@ -101,6 +102,10 @@ QUIET_MARK = "quiet window begins"  # written by Session.quiet()
 
 Record = Mapping[str, Any]
 
+# On a terminal, an explanation is cut at this length (the trace and the report keep more),
+# and at most this many failed checks are listed.
+_SAID = 1_500
+_LISTED = 12
 # Explicit dtypes for the auth matrix, so missing values show as <NA>, never NaN or None.
 _ROW_DTYPES = {
     "credential": "string",
@@ -162,7 +167,7 @@ class ProbeResult:
         return head + str(self.to_frame()._repr_html_())  # type: ignore[operator]
 
     def __str__(self) -> str:
-        return f"{self.status.upper()} {self.probe}: {self.explanation}"
+        return f"{self.status.upper()} {self.probe}: {for_terminal(self.explanation, _SAID)}"
 
 
 class ProbeReport(list[ProbeResult]):
@@ -258,25 +263,39 @@ class ProbeReport(list[ProbeResult]):
         ).astype({"probe": "string", "status": "string", "explanation": "string"})
 
     def to_text(self, width: int = 100) -> str:
-        """The verdicts as plain text: one paragraph per probe, then the auth matrix."""
-        lines = [f"target: {self.target}"]
+        """The verdicts as plain text: one paragraph per probe, then the auth matrix.
+
+        Every value that came from a server passes :func:`netra_ws.untrusted.for_terminal`:
+        an event name, a close reason or a page cannot repaint the terminal, and a flood of
+        it is cut with its length said (the trace keeps it whole)."""
+        lines = [f"target: {for_terminal(self.target, 300)}"]
         for result in self:
             head = f"{result.status.upper():<12} {result.probe:<10} "
             failures = result.checks.failures
             if len(failures) > 1:
                 # One line per failed check reads better than one long paragraph.
                 lines.append(f"{head}{len(failures)} of {len(result.checks)} checks failed:")
-                lines += [_wrap(f"- {c.name}: {c.explanation}", width, len(head)) for c in failures]
+                lines += [
+                    _wrap(
+                        f"- {for_terminal(c.name, 80)}: {for_terminal(c.explanation, _SAID)}",
+                        width,
+                        len(head),
+                    )
+                    for c in failures[:_LISTED]
+                ]
+                if len(failures) > _LISTED:
+                    lines.append(" " * len(head) + f"… and {len(failures) - _LISTED} more")
             else:
-                lines.append(_wrap(result.explanation, width, len(head), head))
+                lines.append(_wrap(for_terminal(result.explanation, _SAID), width, len(head), head))
             if result.rows:
                 table = result.to_frame().drop(columns=["explanation", "trace"])
                 table = table.astype(object).where(table.notna(), "-")
+                table = table.map(lambda v: for_terminal(v, 40) if isinstance(v, str) else v)
                 lines.append(textwrap.indent(table.to_string(index=False), " " * 4))
         if self.out_dir is not None:
             lines.append(f"traces: {self.out_dir}")
         if len(self):
-            lines.append(_wrap(str(self.diagnosis), width, 11, "diagnosis: "))
+            lines.append(_wrap(for_terminal(self.diagnosis, _SAID), width, 11, "diagnosis: "))
         lines.append(f"verdict: {self.status}")
         return "\n".join(lines)
 
@@ -472,9 +491,7 @@ def _client_failed(records: Sequence[Record]) -> ConnectionEnd | None:
     """The client closed the connection because of what the server did (a protocol
     violation, or silence to keepalive pings), or None. The close the client sent is the
     evidence: websockets never hands over the offending frame."""
-    close = next(
-        (r for r in of_kind(records, "close") if r.get("initiated_by") == "client"), None
-    )
+    close = next((r for r in of_kind(records, "close") if r.get("initiated_by") == "client"), None)
     if close is None:
         return None
     code, reason = close.get("sent_code"), str(close.get("sent_reason") or "")

@@ -92,8 +92,8 @@ def test_no_server_text_reaches_the_terminal_raw(trace):
 
 
 def test_safe_cuts_long_values_with_their_length():
-    assert _safe("a" * 500) == "a" * 59 + "… (500 chars)"
-    assert _safe("ok\r\n") == "ok\\x0d\\x0a"
+    assert _safe("a" * 500) == "a" * 60 + "… (500 chars)"
+    assert _safe("ok\r\n") == "ok\\r\\n"
 
 
 def test_listing_lines(trace):

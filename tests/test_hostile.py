@@ -3,6 +3,8 @@ as what they are, never as a dropped connection, a missing token or a refusal.""
 
 from __future__ import annotations
 
+import contextlib
+
 import pytest
 from conftest import run, t
 from helpers.hostile import HostileServer, frame, http_answer, upgrade_response, welcome_then
@@ -131,3 +133,50 @@ def test_a_web_page_answering_the_upgrade_is_excerpted():
     assert len(message) < 400 and "(5,007 chars)" in message, message
     (error,) = [r for r in writer.records if r["kind"] == "error"]
     assert len(error["body"]) == 2_000  # the trace keeps more: it is the evidence
+
+
+PAINT = "connection_established\x1b[2K\r\x1b[32mPASSED\x1b[0m all probes\x07"
+
+
+def test_a_server_cannot_paint_the_verdict_on_the_terminal(tmp_path):
+    """The frame's type erases the FAILED line and prints a green PASSED, if printed raw."""
+    import json as json_
+    import os
+    import subprocess
+    import sys
+
+    painted = json_.dumps({"type": PAINT, "data": {"user_id": "\x1b]0;owned\x07"}}).encode()
+
+    def behave(sock, request):
+        sock.sendall(upgrade_response(request) + frame(0x1, painted))
+        sock.settimeout(0.2)
+        with contextlib.suppress(OSError):
+            while sock.recv(4096):
+                pass
+
+    env = {k: v for k, v in os.environ.items() if k != "NETRA_WS_TOKEN"}
+    with HostileServer(behave) as srv:
+        result = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "netra_ws",
+                "probe",
+                srv.url,
+                "--out",
+                str(tmp_path),
+                "--quiet",
+                "0.1",
+                "--timeout",
+                "1",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            env=env,
+        )
+    out = result.stdout + result.stderr
+    assert result.returncode != 0
+    assert not any(c in out for c in "\x1b\x07\r\x9b"), repr(out[:500])
+    assert "FAILED       connection" in result.stdout
+    assert "\\x1b[32mPASSED" in result.stdout  # shown, harmless
