@@ -134,14 +134,10 @@ def assign_runs(df: pd.DataFrame) -> pd.DataFrame:
 
     Example (a run, then a trigger that got no reply)::
 
-        >>> from netra_ws.trace import TraceWriter
-        >>> w = TraceWriter(None, session="s1")  # in memory: no file
-        >>> for ms, event in [(0, "user_message"), (200, "agent_started"),
-        ...                   (1500, "agent_completed"), (5000, "user_message")]:
-        ...     way = "send" if event == "user_message" else "receive"
-        ...     ns = ms * 10**6
-        ...     _ = w.frame(way, f'{{"type": "{event}"}}', t_wall_ns=ns, t_mono_ns=ns)
-        >>> assign_runs(w.to_trace().to_frame()).groupby("run").size()
+        >>> from netra_ws.trace import scripted
+        >>> df = scripted([(0, "user_message"), (200, "agent_started"),
+        ...                (1500, "agent_completed"), (5000, "user_message")]).to_frame()
+        >>> assign_runs(df).groupby("run").size()
         run
         s1#1    3
         s1#2    1
@@ -208,14 +204,10 @@ def split_runs(records: Sequence[Mapping[str, Any]]) -> list[Run]:
     rule, with numpy; a test holds the two equal. Example (``trigger`` and ``frames`` are
     indexes into ``records``; these records name no stream, hence "?")::
 
-        >>> from netra_ws.trace import TraceWriter
-        >>> w = TraceWriter(None, session="s1")  # in memory: no file
-        >>> for ms, event in [(0, "user_message"), (200, "agent_started"),
-        ...                   (1500, "agent_completed"), (5000, "user_message")]:
-        ...     way = "send" if event == "user_message" else "receive"
-        ...     ns = ms * 10**6
-        ...     _ = w.frame(way, f'{{"type": "{event}"}}', t_wall_ns=ns, t_mono_ns=ns)
-        >>> [(run.label, run.trigger, run.frames) for run in split_runs(w.records)]
+        >>> from netra_ws.trace import scripted
+        >>> trace = scripted([(0, "user_message"), (200, "agent_started"),
+        ...                   (1500, "agent_completed"), (5000, "user_message")])
+        >>> [(run.label, run.trigger, run.frames) for run in split_runs(trace.records)]
         [('?#1', 0, (0, 1, 2)), ('?#2', 3, (3,))]
     """
     frames = [i for i, r in enumerate(records) if r.get("kind", "frame") == "frame"]
@@ -683,14 +675,10 @@ def event_gaps(df: pd.DataFrame, *, include_housekeeping: bool = False) -> pd.Da
 
     Example (a run whose events arrived 0.2 s, 0.5 s and 1.5 s after the trigger)::
 
-        >>> from netra_ws.trace import TraceWriter
-        >>> w = TraceWriter(None, session="s1")  # in memory: no file
-        >>> for ms, event in [(0, "user_message"), (200, "agent_started"),
-        ...                   (500, "agent_thinking"), (1500, "agent_completed")]:
-        ...     way = "send" if event == "user_message" else "receive"
-        ...     ns = ms * 10**6
-        ...     _ = w.frame(way, f'{{"type": "{event}"}}', t_wall_ns=ns, t_mono_ns=ns)
-        >>> event_gaps(w.to_trace().to_frame())[["event", "since_trigger_s", "gap_s"]]
+        >>> from netra_ws.trace import scripted
+        >>> df = scripted([(0, "user_message"), (200, "agent_started"),
+        ...                (500, "agent_thinking"), (1500, "agent_completed")]).to_frame()
+        >>> event_gaps(df)[["event", "since_trigger_s", "gap_s"]]
                      event  since_trigger_s  gap_s
         0    agent_started              0.2    NaN
         1   agent_thinking              0.5    0.3
@@ -744,14 +732,10 @@ def run_stats(df: pd.DataFrame, *, include_housekeeping: bool = False) -> pd.Dat
 
     Example (a run, then a trigger that got no reply)::
 
-        >>> from netra_ws.trace import TraceWriter
-        >>> w = TraceWriter(None, session="s1")  # in memory: no file
-        >>> for ms, event in [(0, "user_message"), (200, "agent_started"),
-        ...                   (1500, "agent_completed"), (5000, "user_message")]:
-        ...     way = "send" if event == "user_message" else "receive"
-        ...     ns = ms * 10**6
-        ...     _ = w.frame(way, f'{{"type": "{event}"}}', t_wall_ns=ns, t_mono_ns=ns)
-        >>> runs = run_stats(w.to_trace().to_frame())
+        >>> from netra_ws.trace import scripted
+        >>> df = scripted([(0, "user_message"), (200, "agent_started"),
+        ...                (1500, "agent_completed"), (5000, "user_message")]).to_frame()
+        >>> runs = run_stats(df)
         >>> runs[["run", "time_to_first_event_s", "duration_s", "outcome"]]
             run  time_to_first_event_s  duration_s    outcome
         0  s1#1                    0.2         1.5  completed
@@ -966,14 +950,10 @@ def find_stalls(
 
     Example (7 s of silence after agent_thinking)::
 
-        >>> from netra_ws.trace import TraceWriter
-        >>> w = TraceWriter(None, session="s1")  # in memory: no file
-        >>> for ms, event in [(0, "user_message"), (200, "agent_started"),
-        ...                   (500, "agent_thinking"), (7500, "agent_completed")]:
-        ...     way = "send" if event == "user_message" else "receive"
-        ...     ns = ms * 10**6
-        ...     _ = w.frame(way, f'{{"type": "{event}"}}', t_wall_ns=ns, t_mono_ns=ns)
-        >>> stalls = find_stalls(w.to_trace().to_frame(), threshold_s=5)
+        >>> from netra_ws.trace import scripted
+        >>> df = scripted([(0, "user_message"), (200, "agent_started"),
+        ...                (500, "agent_thinking"), (7500, "agent_completed")]).to_frame()
+        >>> stalls = find_stalls(df, threshold_s=5)
         >>> stalls[["run", "gap_s", "before_event", "after_event"]]
             run  gap_s    before_event      after_event
         0  s1#1    7.0  agent_thinking  agent_completed
@@ -1081,15 +1061,11 @@ def summarize(
 
     Example (a run's gaps; its first event has none, hence ``missing``)::
 
-        >>> from netra_ws.trace import TraceWriter
-        >>> w = TraceWriter(None, session="s1")  # in memory: no file
-        >>> for ms, event in [(0, "user_message"), (200, "agent_started"),
-        ...                   (500, "agent_thinking"), (600, "agent_thinking"),
-        ...                   (1500, "agent_completed")]:
-        ...     way = "send" if event == "user_message" else "receive"
-        ...     ns = ms * 10**6
-        ...     _ = w.frame(way, f'{{"type": "{event}"}}', t_wall_ns=ns, t_mono_ns=ns)
-        >>> summarize(event_gaps(w.to_trace().to_frame()), "gap_s", by="event")
+        >>> from netra_ws.trace import scripted
+        >>> df = scripted([(0, "user_message"), (200, "agent_started"),
+        ...                (500, "agent_thinking"), (600, "agent_thinking"),
+        ...                (1500, "agent_completed")]).to_frame()
+        >>> summarize(event_gaps(df), "gap_s", by="event")
                      event  count  missing  p50   p90    p99  max
         0  agent_completed      1        0  0.9  0.90  0.900  0.9
         1    agent_started      0        1  NaN   NaN    NaN  NaN
@@ -1157,14 +1133,10 @@ def summarize_runs(df: pd.DataFrame, *, include_housekeeping: bool = False) -> p
 
     Example (a run, then a trigger that got no reply)::
 
-        >>> from netra_ws.trace import TraceWriter
-        >>> w = TraceWriter(None, session="s1")  # in memory: no file
-        >>> for ms, event in [(0, "user_message"), (200, "agent_started"),
-        ...                   (1500, "agent_completed"), (5000, "user_message")]:
-        ...     way = "send" if event == "user_message" else "receive"
-        ...     ns = ms * 10**6
-        ...     _ = w.frame(way, f'{{"type": "{event}"}}', t_wall_ns=ns, t_mono_ns=ns)
-        >>> summarize_runs(w.to_trace().to_frame())[["metric", "name", "count", "missing", "max"]]
+        >>> from netra_ws.trace import scripted
+        >>> df = scripted([(0, "user_message"), (200, "agent_started"),
+        ...                (1500, "agent_completed"), (5000, "user_message")]).to_frame()
+        >>> summarize_runs(df)[["metric", "name", "count", "missing", "max"]]
                         metric             name  count  missing  max
         0  time_to_first_event              all      1        1  0.2
         1             duration              all      1        1  1.5

@@ -355,15 +355,11 @@ def plot_gaps(
     Example (one gap of 1.5 s, over the threshold)::
 
         >>> from netra_ws.analysis import event_gaps
-        >>> from netra_ws.trace import TraceWriter
-        >>> w = TraceWriter(None, session="s1")  # in memory: no file
-        >>> for ms, event in [(0, "user_message"), (200, "agent_started"),
-        ...                   (500, "agent_thinking"), (600, "agent_thinking"),
-        ...                   (2100, "agent_completed")]:
-        ...     way = "send" if event == "user_message" else "receive"
-        ...     ns = ms * 10**6
-        ...     _ = w.frame(way, f'{{"type": "{event}"}}', t_wall_ns=ns, t_mono_ns=ns)
-        >>> ax = plot_gaps(event_gaps(w.to_trace().to_frame()), threshold_s=1.0)
+        >>> from netra_ws.trace import scripted
+        >>> df = scripted([(0, "user_message"), (200, "agent_started"),
+        ...                (500, "agent_thinking"), (600, "agent_thinking"),
+        ...                (2100, "agent_completed")]).to_frame()
+        >>> ax = plot_gaps(event_gaps(df), threshold_s=1.0)
         >>> [round(float(p.get_height()), 2) for p in ax.patches]
         [0.3, 0.1, 1.5]
     """
@@ -443,15 +439,11 @@ def plot_gap_histogram(
     Example::
 
         >>> from netra_ws.analysis import event_gaps
-        >>> from netra_ws.trace import TraceWriter
-        >>> w = TraceWriter(None, session="s1")  # in memory: no file
-        >>> for ms, event in [(0, "user_message"), (200, "agent_started"),
-        ...                   (500, "agent_thinking"), (600, "agent_thinking"),
-        ...                   (2100, "agent_completed")]:
-        ...     way = "send" if event == "user_message" else "receive"
-        ...     ns = ms * 10**6
-        ...     _ = w.frame(way, f'{{"type": "{event}"}}', t_wall_ns=ns, t_mono_ns=ns)
-        >>> ax = plot_gap_histogram(event_gaps(w.to_trace().to_frame()), by="event")
+        >>> from netra_ws.trace import scripted
+        >>> df = scripted([(0, "user_message"), (200, "agent_started"),
+        ...                (500, "agent_thinking"), (600, "agent_thinking"),
+        ...                (2100, "agent_completed")]).to_frame()
+        >>> ax = plot_gap_histogram(event_gaps(df), by="event")
         >>> [t.get_text() for t in ax.get_legend().get_texts()]
         ['agent_completed (n=1)', 'agent_thinking (n=2)']
     """
@@ -498,15 +490,11 @@ def plot_gap_ecdf(
     Example::
 
         >>> from netra_ws.analysis import event_gaps
-        >>> from netra_ws.trace import TraceWriter
-        >>> w = TraceWriter(None, session="s1")  # in memory: no file
-        >>> for ms, event in [(0, "user_message"), (200, "agent_started"),
-        ...                   (500, "agent_thinking"), (600, "agent_thinking"),
-        ...                   (2100, "agent_completed")]:
-        ...     way = "send" if event == "user_message" else "receive"
-        ...     ns = ms * 10**6
-        ...     _ = w.frame(way, f'{{"type": "{event}"}}', t_wall_ns=ns, t_mono_ns=ns)
-        >>> ax = plot_gap_ecdf(event_gaps(w.to_trace().to_frame()), by="event")
+        >>> from netra_ws.trace import scripted
+        >>> df = scripted([(0, "user_message"), (200, "agent_started"),
+        ...                (500, "agent_thinking"), (600, "agent_thinking"),
+        ...                (2100, "agent_completed")]).to_frame()
+        >>> ax = plot_gap_ecdf(event_gaps(df), by="event")
         >>> len(ax.get_lines())  # one line per event type with gaps, plus the two guides
         4
     """

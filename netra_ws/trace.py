@@ -62,7 +62,7 @@ from .errors import FrameParseError, TraceFormatError
 
 # The fields of events.normalize(), without building the Event (three times faster); the
 # name stays ``normalize`` so that tests can swap in a broken normalizer.
-from .events import Event
+from .events import RUN_TRIGGER_TYPES, Event
 from .events import normalize_fields as normalize
 from .redact import redact_json
 
@@ -78,6 +78,7 @@ __all__ = [
     "load_traces",
     "read_parquet",
     "read_trace",
+    "scripted",
     "write_trace",
 ]
 
@@ -577,6 +578,32 @@ def _version() -> str:
         return metadata.version("netra-ws")
     except metadata.PackageNotFoundError:
         return "dev"  # running from a checkout that was never installed
+
+
+def scripted(
+    frames: Iterable[tuple[float, str | Mapping[str, Any]]],
+    *,
+    session: str = "s1",
+    scale: float = 1.0,
+) -> Trace:
+    """A trace made in memory from ``(ms, frame)`` pairs: for examples, tests and trying the
+    analysis without a server. A frame is an event type (``"agent_started"``) or a JSON object;
+    run triggers (``user_message``…) count as sent, the rest as received. ``scale`` stretches
+    the times (3 = the same run, three times slower). Next: ``.to_frame()``.
+
+    >>> df = scripted([(0, "user_message"), (200, "agent_started")]).to_frame()
+    >>> df[["seq", "dir", "event", "t_s"]]
+       seq      dir          event  t_s
+    0    1     send   user_message  0.0
+    1    2  receive  agent_started  0.2
+    """
+    writer = TraceWriter(None, session=session)
+    for ms, frame in frames:
+        obj = {"type": frame} if isinstance(frame, str) else dict(frame)
+        way = "send" if obj.get("type") in RUN_TRIGGER_TYPES else "receive"
+        ns = round(ms * scale * 1_000_000)
+        writer.frame(way, json.dumps(obj), t_wall_ns=ns, t_mono_ns=ns)
+    return writer.to_trace()
 
 
 def write_trace(trace: Trace, path: str | os.PathLike[str]) -> Path:
