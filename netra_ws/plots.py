@@ -656,15 +656,10 @@ def plot_comparison(
     Example (the same run, answered three times slower after a change)::
 
         >>> from netra_ws.analysis import compare_runs
-        >>> from netra_ws.trace import TraceWriter
+        >>> from netra_ws.trace import scripted
+        >>> run = [(0, "user_message"), (200, "agent_started"), (1500, "agent_completed")]
         >>> def table(slowdown):
-        ...     w = TraceWriter(None, session="s1")  # in memory: no file
-        ...     for ms, event in [(0, "user_message"), (200, "agent_started"),
-        ...                       (1500, "agent_completed")]:
-        ...         way = "send" if event == "user_message" else "receive"
-        ...         ns = ms * slowdown * 10**6
-        ...         _ = w.frame(way, f'{{"type": "{event}"}}', t_wall_ns=ns, t_mono_ns=ns)
-        ...     return w.to_trace().to_frame()
+        ...     return scripted(run, scale=slowdown).to_frame()
         >>> ax = plot_comparison(compare_runs(table(1), table(3)), stat="p90",
         ...                      labels=("before", "after"))
         >>> [t.get_text() for t in ax.get_yticklabels()][:2]
