@@ -321,8 +321,15 @@ class Session:
     def _received_upto(self, count: int) -> list[Received]:
         items = self._received_items
         if len(items) < count:
-            records = self._received_records
-            items.extend(Received(records[i]) for i in range(len(items), count))
+            # A reader takes a burst's wrappers all at once: made with the collector held
+            # off, it looks at them once afterwards instead of every 700 of them (with a
+            # full collection each time their number grew by a quarter: 15 % of the CPU of
+            # reading a 100,000-frame burst).
+            _GC_PAUSE.hold(time.perf_counter_ns())
+            try:
+                items.extend(map(Received, self._received_records[len(items) : count]))
+            finally:
+                _GC_PAUSE.release()
         return items
 
     def _flush_soon(self, loop: asyncio.AbstractEventLoop, t_mono_ns: int) -> None:
