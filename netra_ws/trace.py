@@ -370,13 +370,16 @@ class TraceWriter:
         crash loses the buffered frames.
         """
         with self._lock:
-            self._check_open()
+            if self._closed:
+                self._check_open()  # raises
             record = _raw_frame_record(
                 self._seq + 1, direction, data, t_wall_ns=t_wall_ns, t_mono_ns=t_mono_ns
             )
             if flush:
-                complete_frame_record(record)
-            self._append(record, flush=flush)
+                self._append(complete_frame_record(record))
+            else:  # _append's work, inline: this runs for every frame of a burst
+                self._pending.append(record)
+                self._records.append(record)
             self._seq += 1
         return record
 
