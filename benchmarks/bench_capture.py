@@ -10,8 +10,7 @@ size, then one ``agent_completed``) as fast as the client takes them, then close
 made in advance are the cheapest sender ``websockets`` allows, so the receiving side is
 what limits the rate as far as it can.
 
-Each configuration (frame size 150 B, 2 KB or 64 KB; compression off, or the kit's default
-permessage-deflate) runs these clients, each in a fresh process:
+The clients, each in a fresh process:
 
 - ``bare``: the fastest honest bare client, ``async for message in ws`` that only counts;
   ``compression=None`` when the configuration is uncompressed, websockets' default
@@ -21,6 +20,11 @@ permessage-deflate) runs these clients, each in a fresh process:
 - ``async for``: the same session read with ``async for frame in session``;
 - ``expect``: the same session read with ``expect("agent_completed")`` (the last frame);
 - ``next``: the same session read with ``next()`` once per frame.
+
+The configurations: the headline (150 B frames, no compression on either side: bare,
+record, collect, async for), then with ``--only all`` (the default) expect and next at
+150 B, the headline's clients with permessage-deflate on both sides, and with frames of
+2 KB and 64 KB (no compression), to show how the cost per frame grows with the size.
 
 Every round runs every client once, one after the other, the order rotated from round to
 round, so a slow moment of this shared machine falls on all of them alike. Frames per
@@ -231,7 +235,10 @@ def check_trace(path: Path, frames: int) -> str | None:
 
 # --- the tailer (its own process) -------------------------------------------------------------
 
-_T_MONO = re.compile(rb'"t_mono_ns":(\d+)')
+# The first frame line of a batch, up to its receipt time (both encoders write this key order).
+_FIRST_FRAME = re.compile(
+    rb'(?:^|\n)\{"kind":"frame","seq":\d+,"dir":"\w+","t_wall_ns":\d+,"t_mono_ns":(\d+)'
+)
 
 
 def tail(path: str, timeout_s: float) -> None:
@@ -251,24 +258,25 @@ def tail(path: str, timeout_s: float) -> None:
     frames = 0
     previous_poll = time.perf_counter_ns()
     partial = b""
+    # Only C-level scans of each chunk (no split into lines): the tailer shares the two
+    # cores with the client it watches, and must take as little from it as it can.
     with target.open("rb") as f:
         while time.monotonic() - started < timeout_s:
             chunk = f.read()
             now = time.perf_counter_ns()
             if chunk:
-                lines = (partial + chunk).split(b"\n")
-                partial = lines.pop()
-                first_frame = next((ln for ln in lines if ln.startswith(b'{"kind":"frame"')), None)
-                if first_frame is not None:
-                    # Lines appear in receipt order: the first new one waited longest.
-                    match = _T_MONO.search(first_frame)
-                    if match:
-                        received_ns = int(match.group(1))
-                        worst_ns = max(worst_ns, now - received_ns)
-                        surely_ns = max(surely_ns, previous_poll - received_ns)
-                        worst_gap_ns = max(worst_gap_ns, now - previous_poll)
-                    frames += sum(1 for ln in lines if ln.startswith(b'{"kind":"frame"'))
-                if any(line.startswith(b'{"kind":"close"') for line in lines):
+                data = partial + chunk
+                end = data.rfind(b"\n") + 1
+                complete, partial = data[:end], data[end:]
+                # Lines appear in receipt order: the first new one waited longest.
+                match = _FIRST_FRAME.search(complete)
+                if match:
+                    received_ns = int(match.group(1))
+                    worst_ns = max(worst_ns, now - received_ns)
+                    surely_ns = max(surely_ns, previous_poll - received_ns)
+                    worst_gap_ns = max(worst_gap_ns, now - previous_poll)
+                frames += complete.count(b'{"kind":"frame"')
+                if complete.startswith(b'{"kind":"close"') or b'\n{"kind":"close"' in complete:
                     break
             previous_poll = now
             time.sleep(0.001)
@@ -353,14 +361,13 @@ def run_config(
     return results, problems
 
 
-def summarize(
-    size: int, compression: str, results: dict[str, list[dict[str, Any]]]
-) -> dict[str, dict[str, float]]:
+def summarize(results: dict[str, list[dict[str, Any]]]) -> dict[str, dict[str, float]]:
     """Print the configuration's table; return the medians, spreads and ratios by client."""
     bare = statistics.median(r["fps"] for r in results["bare"])
     rows: dict[str, dict[str, float]] = {}
     print(f"  {'client':<10} {'frames/s median':>16} {'spread (min-max)':>20} {'ratio':>6} "
-          f"{'round ratios':>12} {'CPU us/frame':>13} {'unwritten ms':>13}")  # fmt: skip
+          f"{'round ratios':>12} {'CPU us/frame':>13} {'busy':>5} "
+          "unwritten ms (at least-at most)")  # fmt: skip
     for kind, runs in results.items():
         fps = [r["fps"] for r in runs]
         per_round = [r["fps"] / b["fps"] for r, b in zip(runs, results["bare"], strict=True)]
@@ -372,14 +379,20 @@ def summarize(
             "round_low": min(per_round),
             "round_high": max(per_round),
             "cpu_us": statistics.median(r["cpu_us_per_frame"] for r in runs),
+            # The share of one core the client used while it received: near 100 % it was
+            # the limit; well below, the sender (or the machine's other load) was.
+            "busy": statistics.median(r["cpu_us_per_frame"] * r["fps"] / 1e6 for r in runs),
             "unwritten_ms": max((r.get("max_unwritten_ms", 0.0) for r in runs), default=0.0),
+            "surely_ms": max((r.get("surely_unwritten_ms", 0.0) for r in runs), default=0.0),
         }
         rows[kind] = row
-        unwritten = f"{row['unwritten_ms']:13.1f}" if kind != "bare" else f"{'-':>13}"
+        unwritten = (
+            f"{row['surely_ms']:6.1f}-{row['unwritten_ms']:<6.1f}" if kind != "bare" else "-"
+        )
         print(
             f"  {kind:<10} {row['median']:16,.0f} {row['low']:9,.0f}-{row['high']:<10,.0f} "
             f"{row['ratio']:6.2f} {row['round_low']:5.2f}-{row['round_high']:<6.2f} "
-            f"{row['cpu_us']:13.1f} {unwritten}"
+            f"{row['cpu_us']:13.1f} {row['busy']:5.0%} {unwritten:>13}"
         )
     kit_runs = [r for kind, runs in results.items() if kind != "bare" for r in runs]
     if kit_runs:
@@ -419,36 +432,50 @@ def main(argv: list[str] | None = None) -> int:
     if args.rounds < 5:
         print("note: fewer than 5 rounds; the target needs a median of at least 5")
 
-    all_clients = ("bare", *KIT_CLIENTS)
-    configs = [(150, "none", all_clients)]
+    # The headline (the target's) keeps its rounds short: the two gated readers, the
+    # recorder alone and the bare loop. The other readers and the variants follow.
+    main_clients = ("bare", "record", *GATED)
+    configs = [(150, "none", main_clients)]
     if args.only == "all":
         configs += [
-            (150, "deflate", ("bare", "record", "collect", "async for")),
-            (2048, "none", ("bare", "record", "collect", "async for")),
-            (65536, "none", ("bare", "record", "collect", "async for")),
+            (150, "none", ("bare", "expect", "next")),
+            (150, "deflate", main_clients),
+            (2048, "none", main_clients),
+            (65536, "none", main_clients),
         ]
     print(f"load average before: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     problems: list[str] = []
-    tables: dict[tuple[int, str], dict[str, dict[str, float]]] = {}
+    tables: list[dict[str, dict[str, float]]] = []
     for size, compression, clients in configs:
         frames = max(200, int(args.frames * SIZES[size]))
         print(f"\n{size} B frames, compression {compression}: {frames:,} frames per run, "
               f"{args.rounds} rounds of {', '.join(clients)}", flush=True)  # fmt: skip
         results, found = run_config(size, compression, frames, args.rounds, clients)
         problems += found
-        tables[(size, compression)] = summarize(size, compression, results)
+        tables.append(summarize(results))
     print(f"\nload average after: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
 
-    headline = tables[(150, "none")]
+    headline = tables[0]
+    bare_cpu = headline["bare"]["cpu_us"]
+    print(
+        "what limits the figure: the bare client was busy "
+        f"{headline['bare']['busy']:.0%} of one core (median); the kit's readers need "
+        + ", ".join(f"{k} {headline[k]['cpu_us'] / bare_cpu:.2f}x" for k in GATED)
+        + " its CPU per frame. Below full use the sender sets the pace of both and the kit "
+        "keeps up; when other load leaves the client less than a core, the ratio falls "
+        "toward the CPU ratio."
+    )
     for kind in GATED:
         if args.rounds < 5 or headline[kind]["ratio"] < TARGET_RATIO:
             problems.append(
                 f"{kind} at {headline[kind]['ratio']:.2f} of the bare loop "
                 f"(150 B, no compression; target >= {TARGET_RATIO:.2f}, median of >= 5 rounds)"
             )
-    unwritten = max(row["unwritten_ms"] for table in tables.values() for row in table.values())
-    print(f"longest a received frame stayed unwritten, any kit run: at most {unwritten:.1f} ms "
-          f"(target <= {TARGET_UNWRITTEN_MS:.0f} ms)")  # fmt: skip
+    unwritten = max(row["unwritten_ms"] for table in tables for row in table.values())
+    surely = max(row["surely_ms"] for table in tables for row in table.values())
+    print(f"longest a received frame stayed unwritten, any kit run: at most {unwritten:.1f} ms, "
+          f"at least {surely:.1f} ms (the bounds differ by the tailer's polling; "
+          f"target <= {TARGET_UNWRITTEN_MS:.0f} ms)")  # fmt: skip
     if unwritten > TARGET_UNWRITTEN_MS:
         problems.append(f"a frame stayed unwritten {unwritten:.1f} ms")
     if problems:
