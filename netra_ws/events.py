@@ -59,6 +59,8 @@ __all__ = [
     "is_auth_failure",
     "is_demo_user",
     "is_fallback_user",
+    "may_be_named",
+    "may_hold_string",
     "normalize",
     "normalize_fields",
     "parse_timestamp",
@@ -226,6 +228,43 @@ def normalize_fields(frame: Mapping[str, Any] | str | bytes) -> dict[str, Any]:
     :func:`normalize`.
     """
     return _scalar_fields(_decode(frame))[0]
+
+
+def may_hold_string(text: str, value: str) -> bool:
+    r"""False only when no JSON string in ``text`` can decode to ``value``; a check, not a parse.
+
+    A JSON string shows its characters as they are unless it escapes them, and every
+    escape starts with a backslash; the only one that can write a letter, a digit or ``_``
+    is ``\uXXXX``. Call it before :func:`normalize` to skip frames that cannot match:
+
+    >>> may_hold_string('{"type":"agent_thinking"}', "AUTH_FAILED")
+    False
+    >>> may_hold_string('{"error_code":"AUTH\\u005fFAILED"}', "AUTH_FAILED")
+    True
+    >>> may_hold_string('{"note":"a\\nb"}', "AUTH_FAILED")  # \n cannot write a letter
+    False
+    >>> may_hold_string('{"path":"a\\/b"}', "a/b")
+    True
+    """
+    if value in text or "\\u" in text:
+        return True
+    if "\\" not in text:  # the common case: no escape at all
+        return False
+    return not (value.isascii() and value.replace("_", "").isalnum())
+
+
+def may_be_named(text: str, name: str) -> bool:
+    """False only when the frame ``text`` surely does not normalize to the event ``name``.
+
+    Every name :func:`normalize` gives is a string of the frame, except ``error_message``,
+    which a frame typed ``error`` gets too:
+
+    >>> may_be_named('{"type":"agent_thinking","payload":{}}', "agent_completed")
+    False
+    >>> may_be_named('{"type":"error","data":{}}', "error_message")
+    True
+    """
+    return may_hold_string(text, _ERROR_TYPES[1] if name == _ERROR_EVENT else name)
 
 
 def event_payload(obj: Mapping[str, Any], envelope: str) -> dict[str, Any]:

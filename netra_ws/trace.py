@@ -371,13 +371,16 @@ class TraceWriter:
         crash loses the buffered frames.
         """
         with self._lock:
-            self._check_open()
+            if self._closed:
+                self._check_open()  # raises
             record = _raw_frame_record(
                 self._seq + 1, direction, data, t_wall_ns=t_wall_ns, t_mono_ns=t_mono_ns
             )
             if flush:
-                complete_frame_record(record)
-            self._append(record, flush=flush)
+                self._append(complete_frame_record(record))
+            else:  # _append's work, inline: this runs for every frame of a burst
+                self._pending.append(record)
+                self._records.append(record)
             self._seq += 1
         return record
 
@@ -524,12 +527,11 @@ def _frame_encoder() -> Callable[[dict[str, Any]], str]:
 _encode_frame = _frame_encoder()
 
 # A text frame as a burst writes it (_raw_frame_record, not normalized): formatted directly,
-# twice as fast as any JSON encoder call, when it still has exactly that shape.
+# 1.5 times as fast as the C encoder, when it still has exactly that shape. It runs once
+# for every frame of a burst: in a profile of a session read at full speed it was the
+# largest cost of the kit's own (the escaping of the text, which no form avoids, a third).
 _RAW_TEXT_KEYS = ("kind", "seq", "dir", "t_wall_ns", "t_mono_ns", "opcode", "size", "data")
-_RAW_TEXT_LINE = (
-    '{"kind":"frame","seq":%d,"dir":"%s","t_wall_ns":%d,"t_mono_ns":%d,"opcode":"text",'
-    '"size":%d,"data":%s}'
-)
+_escape = json.encoder.encode_basestring
 
 
 def _encode_raw_frame(record: dict[str, Any]) -> str:
@@ -540,13 +542,11 @@ def _encode_raw_frame(record: dict[str, Any]) -> str:
         and type(record["t_wall_ns"]) is int  # the caller's clocks: anything else is
         and type(record["t_mono_ns"]) is int  # left to the encoder (bools, floats…)
     ):
-        return _RAW_TEXT_LINE % (
-            record["seq"],
-            record["dir"],  # "send" or "receive": nothing to escape
-            record["t_wall_ns"],
-            record["t_mono_ns"],
-            record["size"],
-            json.encoder.encode_basestring(record["data"]),
+        # seq, size and dir ("send" or "receive": nothing to escape) are the writer's own.
+        return (
+            f'{{"kind":"frame","seq":{record["seq"]},"dir":"{record["dir"]}",'
+            f'"t_wall_ns":{record["t_wall_ns"]},"t_mono_ns":{record["t_mono_ns"]},'
+            f'"opcode":"text","size":{record["size"]},"data":{_escape(record["data"])}}}'
         )
     return _encode_frame(record)
 
