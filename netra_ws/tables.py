@@ -45,9 +45,12 @@ _CSS: list[CSSDict] = [
     {
         "selector": "td, th",
         "props": "text-align: left; vertical-align: top; white-space: normal;"
-        " overflow-wrap: anywhere; max-width: 36em; padding: 0.25em 0.6em;",
+        " overflow-wrap: break-word; max-width: 36em; padding: 0.25em 0.6em;",
     },
     {"selector": "th", "props": "font-weight: 600; border-bottom: 1px solid #bbb;"},
+    # a status and a column name read as one word; an explanation needs room for a clause
+    {"selector": "th, td.status", "props": "white-space: nowrap;"},
+    {"selector": "td.explanation", "props": "min-width: 20em;"},
     {"selector": "details pre", "props": "white-space: pre-wrap; margin: 0; font-size: 90%;"},
 ]
 
@@ -156,6 +159,10 @@ def readable(
             title = name[:-2] + "_ms" if name.endswith("_s") else name
             shown[title] = [_cell_html(v, name) for v in values]
     styler = shown.style.hide(axis="index").set_table_styles(_CSS)
+    kinds = ["status" if c in labels else c if c == "explanation" else "" for c in shown]
+    styler = styler.set_td_classes(
+        pd.DataFrame([kinds] * len(shown), index=shown.index, columns=shown.columns)
+    )
     styler = styler.set_table_attributes('class="netra-table"')
     for name, column_labels in labels.items():
         css = [_status_css(label) for label in column_labels]
