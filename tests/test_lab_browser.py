@@ -148,7 +148,7 @@ def run_all(page, url: str, name: str) -> dict:
     run; return what the page shows (errors, verdict tables, images, stderr)."""
     base, _, query = url.partition("?")
     page.goto(f"{base}/lab/tree/{name}?{query}")
-    page.wait_for_selector(".jp-Notebook .jp-Cell", timeout=60_000)
+    page.wait_for_selector(f"{CURRENT} .jp-Cell", timeout=60_000)
     wait_for_kernel(url, name)
     page.click(".lm-MenuBar-itemLabel:text-is('Run')")
     page.click(".lm-Menu-itemLabel:text-is('Run All Cells')")

@@ -106,6 +106,9 @@ def test_committed_notebook_is_clean_paired_and_parameterized(name):
     nb = nbformat.reads(committed(notebook_dir() / f"{name}.ipynb"), as_version=4)
     assert nb.metadata["jupytext"]["formats"] == "ipynb,py:percent"
     assert nb.metadata["kernelspec"]["name"] == "python3"
+    # What JupyterLab writes on save (ipykernel's own name): committing anything else
+    # makes every save change the notebook and its .py header.
+    assert nb.metadata["kernelspec"]["display_name"] == "Python 3 (ipykernel)"
     code = [c for c in nb.cells if c.cell_type == "code"]
     for cell in code:
         assert cell.outputs == [], f"{name}: committed with outputs: {cell.source[:60]!r}"
