@@ -127,6 +127,8 @@ def _timed(value: Any, column: str) -> Any:
         return f"{value * 1000:.1f} ms"
     if isinstance(value, float) and not math.isnan(value) and column.endswith("_ms"):
         return f"{value:.1f} ms"
+    if isinstance(value, float) and value.is_integer():
+        return int(value)  # a code or a seq that a missing value in its column made a float
     return value
 
 

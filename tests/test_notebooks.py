@@ -394,5 +394,8 @@ def test_verdict_and_auth_tables_render_for_a_person():
     page = facts._repr_html_()
     assert "✔ passed" in page and "4.8 ms" in page
     assert "<details><summary><code>{server, date}</code></summary>" in page
-    trace = readable(pd.DataFrame({"t_s": [0.0123], "data": [{"a": 1}], "n": [pd.NA]})).to_html()
+    trace = readable(
+        pd.DataFrame({"t_s": [0.0123, None], "data": [{"a": 1}, None], "code": [None, 1008.0]})
+    ).to_html()
     assert ">t_ms</th>" in trace and "12.3 ms" in trace and "<NA>" not in trace
+    assert ">1008</td>" in trace and "nan" not in trace
