@@ -14,13 +14,21 @@ PIP_FLAGS ?= -q
 EDITABLE_QUIET := PYTHONWARNINGS="ignore:Editable installation"
 PYTEST_ARGS ?=
 DEMO_ARGS ?=
+# make lab: where JupyterLab listens, and any other `jupyter lab` options (LAB_ARGS=...).
+LAB_IP ?= 127.0.0.1
+LAB_PORT ?= 8888
+LAB_ARGS ?=
+# As root (containers, CI boxes) JupyterLab refuses to start without --allow-root; with no
+# display (ssh, containers) there is no browser to open, so it only prints the URL.
+LAB_AUTO := $(if $(filter 0,$(shell id -u)),--allow-root) \
+	$(if $(DISPLAY)$(WAYLAND_DISPLAY)$(filter Darwin,$(shell uname -s)),,--no-browser)
 
 # The pure modules (no network): their docstring examples run in `make test`. The same list
 # as the strict [[tool.mypy.overrides]] of pyproject.toml (tests/test_exports.py checks);
 # wildcard drops a name that is not a file (report.py became the report/ package).
 PURE_MODULES := $(wildcard $(addprefix netra_ws/,events.py trace.py _trace_columns.py \
 	expect.py analysis.py redact.py har.py tokens.py errors.py verdicts.py untrusted.py \
-	report.py report/*.py browse.py diff.py))
+	report.py report/*.py browse.py diff.py tables.py))
 # plots.py is pure too, but not strict-typed: its examples run, it stays out of the list above.
 DOCTEST_MODULES := $(PURE_MODULES) netra_ws/plots.py
 
@@ -33,10 +41,12 @@ help:
 	@echo "make demo       set up .venv and run the Issue #937 investigation against the embedded server"
 	@echo "make test       set up .venv (with dev tools), run ruff, mypy, the pure modules'"
 	@echo "                docstring examples and pytest (PYTEST_ARGS=...)"
-	@echo "make lab        set up .venv and open JupyterLab on notebooks/"
+	@echo "make lab        set up .venv and open JupyterLab on notebooks/ (LAB_PORT=8888,"
+	@echo "                LAB_IP=127.0.0.1, LAB_ARGS=...; as root and headless it just works)"
 	@echo "make lint       run ruff check"
 	@echo "make typecheck  run mypy (configured in pyproject.toml [tool.mypy])"
-	@echo "make setup      install requirements.txt and netra_ws (editable) into .venv"
+	@echo "make setup      install requirements.txt and netra_ws (editable) into .venv, the git"
+	@echo "                filter that keeps notebook outputs out of commits, and lab settings"
 	@echo "make setup-dev  install requirements-dev.txt and netra_ws (editable) into .venv"
 	@echo "make clean      remove .venv and build/test caches (data/ is kept)"
 
@@ -56,8 +66,29 @@ $(DEV_STAMP): requirements.txt requirements-dev.txt pyproject.toml | $(PY)
 	@touch $@
 
 setup: $(RUN_STAMP)
+	@$(NOTEBOOK_TOOLS)
 
 setup-dev: $(DEV_STAMP)
+	@$(NOTEBOOK_TOOLS)
+
+# Saving a notebook in JupyterLab writes its outputs (and the kernel's language_info) into
+# the .ipynb. .gitattributes sends notebooks/*.ipynb through git's "nbstripout" filter; this
+# defines that filter for this clone, so git commits (and `git status` compares) notebooks
+# without outputs while the working copy keeps them. --keep-id: JupyterLab's cell ids stay,
+# so a save never renumbers cells. required: with the filter missing (.venv removed), git
+# refuses to add a notebook instead of committing its outputs. Skipped outside a git clone.
+# Then the lab settings: a paired .py opens as a notebook (netra_ws.notebooks.LAB_SETTINGS).
+define NOTEBOOK_TOOLS
+if git rev-parse --git-dir >/dev/null 2>&1; then \
+	git config filter.nbstripout.clean '"$(abspath $(PY))" -m nbstripout --keep-id' && \
+	git config filter.nbstripout.smudge cat && \
+	git config filter.nbstripout.required true && \
+	git config filter.nbstripout.extrakeys 'metadata.language_info' && \
+	git config diff.ipynb.textconv '"$(abspath $(PY))" -m nbstripout -t' && \
+	echo "git filter nbstripout: notebook outputs stay out of commits"; \
+fi; \
+$(PY) -c "from netra_ws.notebooks import install_lab_settings as i; print('lab settings:', i())"
+endef
 
 demo: $(RUN_STAMP)
 	$(PY) -m netra_ws demo $(DEMO_ARGS)
@@ -74,8 +105,14 @@ lint: $(DEV_STAMP)
 typecheck: $(DEV_STAMP)
 	$(VENV)/bin/mypy
 
-lab: $(RUN_STAMP)
-	$(VENV)/bin/jupyter lab notebooks/
+# JupyterLab prints the URL to open (with its token) once it listens; LAB_PORT taken: it
+# tries the next ports and prints the one it got. After each save, git_after_save tells
+# git that a notebook whose only change is outputs is unchanged (git status stays clean).
+lab: setup
+	@echo "==> JupyterLab on http://$(LAB_IP):$(LAB_PORT)/lab: open the URL with ?token=... printed below"
+	$(VENV)/bin/jupyter lab --ServerApp.root_dir=notebooks --ip=$(LAB_IP) --port=$(LAB_PORT) \
+		--FileContentsManager.post_save_hook=netra_ws.notebooks.git_after_save \
+		$(strip $(LAB_AUTO)) $(LAB_ARGS)
 
 clean:
 	rm -rf $(VENV) build dist .pytest_cache .ruff_cache .mypy_cache .hypothesis

@@ -10,6 +10,7 @@ the others.
 from __future__ import annotations
 
 import asyncio
+import sys
 import time
 from collections.abc import Mapping
 from pathlib import Path
@@ -109,7 +110,9 @@ def capture_runs(
         async def run_all() -> dict[str, str]:
             gate = asyncio.Semaphore(concurrency)
             failures: dict[str, str] = {}
-            bar = tqdm(total=n, desc=name, unit="run", disable=not progress)
+            # In a notebook the bar goes to stdout: stderr shows as a red warning box there.
+            out = sys.stdout if "ipykernel" in sys.modules else None
+            bar = tqdm(total=n, desc=name, unit="run", disable=not progress, file=out)
 
             async def guarded(index: int, path: Path) -> None:
                 async with gate:

@@ -163,8 +163,12 @@ class ProbeResult:
         return pd.DataFrame([{"status": self.status, **self.facts}])
 
     def _repr_html_(self) -> str:
-        head = f"<p><b>{self.probe}: {self.status}</b> — {_html_escape(self.explanation)}</p>"
-        return head + str(self.to_frame()._repr_html_())  # type: ignore[operator]
+        """The notebook view: a coloured verdict line over the probe's readable table."""
+        from .tables import verdict_html
+
+        return verdict_html(
+            self.probe, self.status, self.explanation, self.to_frame(), sideways=True
+        )
 
     def __str__(self) -> str:
         return f"{self.status.upper()} {self.probe}: {for_terminal(self.explanation, _SAID)}"
@@ -300,7 +304,13 @@ class ProbeReport(list[ProbeResult]):
         return "\n".join(lines)
 
     def _repr_html_(self) -> str:
-        return str(self.to_frame()._repr_html_())  # type: ignore[operator]
+        """The notebook view: the overall verdict over one readable row per probe."""
+        from .tables import verdict_html
+
+        where = f" ({self.target})" if self.target else ""
+        return verdict_html(
+            "probes", self.status, f"{len(self)} probes{where}", self.to_frame(), sideways=False
+        )
 
     def __repr__(self) -> str:
         return f"<ProbeReport {self.status}: {', '.join(f'{r.probe} {r.status}' for r in self)}>"
@@ -313,10 +323,6 @@ def _wrap(text: str, width: int, indent: int, head: str = "") -> str:
         initial_indent=head or " " * indent,
         subsequent_indent=" " * (indent + (0 if head else 2)),
     )
-
-
-def _html_escape(text: str) -> str:
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
 # --- records ---------------------------------------------------------------------------------

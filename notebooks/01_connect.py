@@ -2,13 +2,13 @@
 # jupyter:
 #   jupytext:
 #     formats: ipynb,py:percent
+#     notebook_metadata_filter: -jupytext.text_representation.jupytext_version
 #     text_representation:
 #       extension: .py
 #       format_name: percent
 #       format_version: '1.3'
-#       jupytext_version: 1.19.7
 #   kernelspec:
-#     display_name: Python 3
+#     display_name: Python 3 (ipykernel)
 #     language: python
 #     name: python3
 # ---
@@ -45,12 +45,14 @@ import dataclasses
 import pandas as pd
 
 from netra_ws import read_trace
-from netra_ws.notebooks import output_dir
+from netra_ws.notebooks import output_dir, setup_notebook
+from netra_ws.plots import plot_timeline
 from netra_ws.probes import probe_connection
+from netra_ws.tables import readable
 from netra_ws.target import open_target
 
-pd.set_option("display.max_colwidth", 120)
 OUT = output_dir(DATA_DIR, "01_connect")
+setup_notebook(OUT)  # Kernel → Interrupt: one line naming the traces kept
 target = open_target(TARGET_URL, auth=AUTH, token_env=TOKEN_ENV, dialect=DIALECT)
 print(f"traces: {OUT}")
 target
@@ -77,7 +79,8 @@ first
 # headers and subprotocols are redacted before they are recorded.
 
 # %%
-pd.Series(dataclasses.asdict(session.handshake), name="handshake").to_frame()
+handshake = dataclasses.asdict(session.handshake)
+readable(pd.DataFrame({"field": list(handshake), "value": list(handshake.values())}))
 
 # %% [markdown]
 # ### The first frame: `connection_established`
@@ -91,7 +94,8 @@ pd.Series(dataclasses.asdict(session.handshake), name="handshake").to_frame()
 # %%
 print(f"first frame: {first.name} (#{first.seq}), envelope {first.event.envelope!r}")
 print(f"user id: {first.event.payload.get('user_id')!r}")
-pd.Series(first.event.payload, name=first.name).to_frame()
+payload = first.event.payload
+readable(pd.DataFrame({"field": list(payload), "value": list(payload.values())}))
 
 # %% [markdown]
 # ### How long it took
@@ -111,18 +115,17 @@ print(f"handshake: {handshake_ms:.1f} ms; connection_established {welcome_ms:.1f
 # ## The trace, as saved
 #
 # The trace file is the evidence: JSON Lines, one record per line, written as frames
-# arrive (format: `data/README.md`). Reading it back gives one row per frame; the other
-# records (`open` with the handshake, `close`, the `mark`s of the quiet window) are in
-# `records`.
+# arrive (format: `data/README.md`). Reading it back gives one row per frame (`t` in ms
+# since the trace began; click a `data` cell to unfold its JSON); the other records (`open`
+# with the handshake, `close`, the `mark`s of the quiet window) are in `records`.
 
 # %%
 trace = read_trace(session.trace_path)
-trace.to_frame()[["seq", "dir", "t_s", "event", "envelope", "user_id", "size", "data"]]
+readable(trace.to_frame()[["seq", "dir", "t_s", "event", "envelope", "user_id", "size", "data"]])
 
 # %%
-pd.DataFrame(trace.records).reindex(
-    columns=["kind", "seq", "dir", "event", "label", "received", "http_status", "code", "reason"]
-).convert_dtypes()
+columns = ["kind", "seq", "dir", "event", "label", "received", "http_status", "code", "reason"]
+readable(pd.DataFrame(trace.records).reindex(columns=columns))
 
 # %% [markdown]
 # ## The connection probe's verdict
@@ -130,15 +133,13 @@ pd.DataFrame(trace.records).reindex(
 # `probe_connection` does the same check on a fresh connection and judges it: it passes
 # when the first frame received is `connection_established`, and otherwise says why (a
 # refused handshake, `AUTH_FAILED`, another first frame). Its trace lands next to ours.
+# The verdict comes first (green ✔ passed, red ✘ failed), then what the probe saw.
 
 # %%
 connection = await probe_connection(
     target.where, token=target.token, auth=AUTH, out=OUT, timeout=TIMEOUT
 )
 connection
-
-# %%
-connection.to_frame().T
 
 # %% [markdown]
 # ## Watching a session live
@@ -156,6 +157,13 @@ async with target.connect(trace=OUT / "live.jsonl", open_timeout=TIMEOUT) as ses
     await session.send_user_message("What did we spend last month?")
     run = await session.collect(until=("agent_completed", "agent_error"), timeout=30)
 run
+
+# %% [markdown]
+# The same run as a chart: one lane per event type, time across (sends are orange
+# triangles, receives blue dots).
+
+# %%
+plot_timeline(session.to_frame(), title="user_message, and the agent events that answer it");
 
 # %% [markdown]
 # **What we learnt.** The connection works and authenticates; the first frame is

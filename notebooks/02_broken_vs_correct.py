@@ -2,13 +2,13 @@
 # jupyter:
 #   jupytext:
 #     formats: ipynb,py:percent
+#     notebook_metadata_filter: -jupytext.text_representation.jupytext_version
 #     text_representation:
 #       extension: .py
 #       format_name: percent
 #       format_version: '1.3'
-#       jupytext_version: 1.19.7
 #   kernelspec:
-#     display_name: Python 3
+#     display_name: Python 3 (ipykernel)
 #     language: python
 #     name: python3
 # ---
@@ -50,14 +50,15 @@ import time
 
 import pandas as pd
 
-from netra_ws import TERMINAL_EVENTS, read_trace
-from netra_ws.notebooks import output_dir
+from netra_ws import AGENT_EVENTS, TERMINAL_EVENTS, read_trace
+from netra_ws.notebooks import output_dir, setup_notebook, show_waits
 from netra_ws.probes import probe_negative, probe_workflow
+from netra_ws.tables import readable
 from netra_ws.target import open_target
 
-pd.set_option("display.max_colwidth", 120)
 COLUMNS = ["seq", "dir", "t_s", "event", "user_id", "run_id", "data"]
 OUT = output_dir(DATA_DIR, "02_broken_vs_correct")
+setup_notebook(OUT)  # Kernel → Interrupt: one line naming the traces kept
 target = open_target(TARGET_URL, auth=AUTH, token_env=TOKEN_ENV, dialect=DIALECT)
 print(f"traces: {OUT}")
 target
@@ -90,9 +91,11 @@ print(f"frames in the {QUIET_WINDOW:g} s after it: {len(later)}")
 
 # %%
 broken = session.to_frame()
-broken.assign(server_time=pd.to_datetime(broken["server_ts"], unit="s", utc=True))[
-    ["seq", "dir", "event", "server_time", "t_wall", "t_s", "data"]
-]
+readable(
+    broken.assign(server_time=pd.to_datetime(broken["server_ts"], unit="s", utc=True))[
+        ["seq", "dir", "event", "server_time", "t_wall", "t_s", "data"]
+    ]
+)
 
 # %% [markdown]
 # ## 2. The negative probe
@@ -100,12 +103,14 @@ broken.assign(server_time=pd.to_datetime(broken["server_ts"], unit="s", utc=True
 # The same question asked properly, for every output event name: each is sent as input and
 # gets its own quiet window. The probe passes when nothing comes back — the server
 # **ignores** output events sent as input, silently, as the backend does. It also records the
-# trap (one read right after sending returns `connection_established`).
+# trap (one read right after sending returns `connection_established`). The line under
+# the cell shows which window is open and how long is left.
 
 # %%
-negative = await probe_negative(
-    target.where, token=target.token, auth=AUTH, quiet=QUIET_WINDOW, out=OUT, timeout=TIMEOUT
-)
+with show_waits(total_s=len(AGENT_EVENTS) * QUIET_WINDOW):
+    negative = await probe_negative(
+        target.where, token=target.token, auth=AUTH, quiet=QUIET_WINDOW, out=OUT, timeout=TIMEOUT
+    )
 negative
 
 # %% [markdown]
@@ -124,7 +129,7 @@ async with target.connect(trace=OUT / "correct.jsonl", open_timeout=TIMEOUT) as 
 
 print(f"collection ended: {run.reason} after {run.elapsed_s:.3f} s")
 print("events:", " → ".join(run.names))
-session.to_frame()[COLUMNS]
+readable(session.to_frame()[COLUMNS])
 
 # %% [markdown]
 # ### The workflow probe's verdict
@@ -148,16 +153,18 @@ workflow
 # embedded server's `staging-937` dialect reproduces the backend of that commit, here in its
 # `demo` auth mode (what staging ran). The same workflow probe must now **fail**, with an
 # explanation that says what it saw — not fall back to validating a hand-made event, as the
-# proposed #937 fix did.
+# proposed #937 fix did. Both collections wait the full `TIMEOUT` for events that never
+# come (the line under the cell counts down).
 #
 # Against a real target (`TARGET_URL` set) there is nothing to switch: the verdict above is
 # the one that counts.
 
 # %%
 if TARGET_URL is None:
-    staging = await probe_workflow(
-        None, dialect=COMPARE_DIALECT, server_auth="demo", out=OUT, timeout=TIMEOUT
-    )
+    with show_waits(total_s=2 * TIMEOUT):
+        staging = await probe_workflow(
+            None, dialect=COMPARE_DIALECT, server_auth="demo", out=OUT, timeout=TIMEOUT
+        )
     # A headless run must stop here if the check could not fail.
     assert staging.status == "failed", f"{COMPARE_DIALECT}: expected a failure, got {staging}"
 else:
@@ -170,7 +177,7 @@ staging
 # windows. (Against a real target: the workflow probe's own connection.)
 
 # %%
-read_trace(staging.traces[0]).to_frame()[COLUMNS]
+readable(read_trace(staging.traces[0]).to_frame()[COLUMNS])
 
 # %% [markdown]
 # Side by side, check by check (embedded target only):
@@ -185,7 +192,7 @@ if TARGET_URL is None:
     )
 else:
     side_by_side = workflow.checks.to_frame().set_index("check")[["status"]]
-side_by_side
+readable(side_by_side.reset_index(), statuses=list(side_by_side.columns))
 
 # %% [markdown]
 # **What we learnt.** The server was not broken: output events sent as input are ignored

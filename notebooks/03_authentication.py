@@ -2,13 +2,13 @@
 # jupyter:
 #   jupytext:
 #     formats: ipynb,py:percent
+#     notebook_metadata_filter: -jupytext.text_representation.jupytext_version
 #     text_representation:
 #       extension: .py
 #       format_name: percent
 #       format_version: '1.3'
-#       jupytext_version: 1.19.7
 #   kernelspec:
-#     display_name: Python 3
+#     display_name: Python 3 (ipykernel)
 #     language: python
 #     name: python3
 # ---
@@ -54,12 +54,13 @@ import os
 import pandas as pd
 
 from netra_ws import TERMINAL_EVENTS, AuthenticationFailed, HandshakeRejected, read_trace
-from netra_ws.notebooks import output_dir
+from netra_ws.notebooks import output_dir, setup_notebook, show_waits
 from netra_ws.probes import probe_auth
+from netra_ws.tables import readable
 from netra_ws.target import open_target
 
-pd.set_option("display.max_colwidth", 100)
 OUT = output_dir(DATA_DIR, "03_authentication")
+setup_notebook(OUT)  # Kernel → Interrupt: one line naming the traces kept
 target = open_target(
     TARGET_URL, auth=AUTH, token_env=TOKEN_ENV, dialect=DIALECT, server_auth=SERVER_AUTH
 )
@@ -73,7 +74,9 @@ target
 # handshake, the subprotocol the server chose, the first frame, the user the server says we
 # are, the close code, and whether agent events flowed after a `user_message`. A row passes
 # when a valid credential gets agent events, or an invalid one is refused (HTTP 401/403 at
-# the handshake, or `AUTH_FAILED` then close 1008).
+# the handshake, or `AUTH_FAILED` then close 1008). The verdict line comes first, then
+# one row per credential: its status (✔ passed, ✘ failed, ? inconclusive) next to the
+# explanation.
 
 # %%
 matrix = await probe_auth(
@@ -126,7 +129,7 @@ for form in ("header", "subprotocol"):
             "events": " → ".join(run.names),
         }
     )
-pd.DataFrame(rows)
+readable(pd.DataFrame(rows))
 
 # %% [markdown]
 # ## Without a token
@@ -150,9 +153,11 @@ except (AuthenticationFailed, HandshakeRejected) as exc:
 
 # %%
 no_token = read_trace(OUT / "no-token.jsonl")
-pd.DataFrame(no_token.records).reindex(
-    columns=["kind", "seq", "dir", "event", "error_code", "http_status", "code", "reason"]
-).convert_dtypes()
+readable(
+    pd.DataFrame(no_token.records).reindex(
+        columns=["kind", "seq", "dir", "event", "error_code", "http_status", "code", "reason"]
+    )
+)
 
 # %% [markdown]
 # ## The same matrix in demo mode: how #937 got in
@@ -160,7 +165,9 @@ pd.DataFrame(no_token.records).reindex(
 # With `DEMO_MODE` (on by default outside production) the backend accepts every connection
 # and makes it `demo-user-001`, whatever the token says — valid, expired, forged or absent.
 # The matrix now fails: authentication is not enforced, and each row says as whom we were
-# accepted. (Embedded server only: a real server's mode is whatever it is.)
+# accepted. The valid-token rows read **⚠ token ignored (demo user)**: agent events
+# flowed, but for the demo user, whatever token we sent — nothing was learnt about the
+# token. (Embedded server only: a real server's mode is whatever it is.)
 
 # %%
 demo = None
@@ -186,14 +193,16 @@ from netra_ws.probes import run_probes
 
 as_it_was = None
 if TARGET_URL is None:
-    as_it_was = await run_probes(
-        None,
-        dialect="staging-937",
-        server_auth="strict",
-        probes=("connection", "workflow", "auth"),
-        timeout=TIMEOUT,
-        out=OUT / "staging-937-strict",
-    )
+    # the workflow's collections wait TIMEOUT each for events that never come
+    with show_waits():
+        as_it_was = await run_probes(
+            None,
+            dialect="staging-937",
+            server_auth="strict",
+            probes=("connection", "workflow", "auth"),
+            timeout=TIMEOUT,
+            out=OUT / "staging-937-strict",
+        )
     print(as_it_was.diagnosis)
 as_it_was
 

@@ -2,13 +2,13 @@
 # jupyter:
 #   jupytext:
 #     formats: ipynb,py:percent
+#     notebook_metadata_filter: -jupytext.text_representation.jupytext_version
 #     text_representation:
 #       extension: .py
 #       format_name: percent
 #       format_version: '1.3'
-#       jupytext_version: 1.19.6
 #   kernelspec:
-#     display_name: Python 3
+#     display_name: Python 3 (ipykernel)
 #     language: python
 #     name: python3
 # ---
@@ -58,7 +58,7 @@ import matplotlib.pyplot as plt
 
 from netra_ws.analysis import compare_runs, event_gaps, find_stalls, run_stats, summarize_runs
 from netra_ws.capture import capture_runs
-from netra_ws.notebooks import output_dir
+from netra_ws.notebooks import output_dir, setup_notebook
 from netra_ws.plots import (
     plot_comparison,
     plot_gap_histogram,
@@ -71,7 +71,8 @@ from netra_ws.server import Scenario
 from netra_ws.target import open_target
 
 OUT = output_dir(DATA_DIR, "04_timing_analysis")
-CAPTURE = {"concurrency": CONCURRENCY, "out_dir": OUT, "timeout": TIMEOUT, "progress": False}
+setup_notebook(OUT)  # Kernel → Interrupt: one line naming the traces kept
+CAPTURE = {"concurrency": CONCURRENCY, "out_dir": OUT, "timeout": TIMEOUT}  # with a progress bar
 SCENARIO = Scenario(first_delay=STEP_DELAY, step_delay=STEP_DELAY, jitter=JITTER)
 STALL = f"stall:agent_thinking#2:{STALL_SECONDS:g}@conn={STALL_CONN}"
 target = open_target(
@@ -94,7 +95,7 @@ target
 # terminal event or `TIMEOUT`, and writes one trace per run (`runs/run-0001.jsonl` …). It
 # returns every frame of every run in one DataFrame, with a `trace` column. A run that fails
 # is recorded, not fatal: `attrs["failures"]` lists them — check it before trusting any
-# summary.
+# summary. A progress bar counts the runs as they end (the stalled one takes seconds).
 
 # %%
 runs = capture_runs(target.url, N_RUNS, name="runs", **CAPTURE, **target.connect_options())
@@ -153,7 +154,7 @@ injected.to_json(OUT / "faults.json", orient="records", date_format="iso", inden
 # %%
 fig, ax = plt.subplots(figsize=(8, 10))
 plot_timeline(runs, lanes="run", include_housekeeping=False, ax=ax)
-save_figure(ax, "swimlanes", OUT)
+save_figure(ax, "swimlanes", OUT);
 
 # %% [markdown]
 # The run with the longest gap (the stalled one, when there is a stall) alone, one lane
@@ -163,7 +164,7 @@ save_figure(ax, "swimlanes", OUT)
 gaps = event_gaps(runs)
 slowest = gaps.loc[gaps["gap_s"].idxmax(), "trace"]
 ax = plot_timeline(runs[runs["trace"] == slowest], title=f"The run with the longest gap: {slowest}")
-save_figure(ax, "slowest-run", OUT)
+save_figure(ax, "slowest-run", OUT);
 
 # %% [markdown]
 # **Gaps**, run after run: one bar per gap between consecutive events; bars above the
@@ -171,7 +172,7 @@ save_figure(ax, "slowest-run", OUT)
 
 # %%
 ax = plot_gaps(gaps, threshold_s=STALL_THRESHOLD)
-save_figure(ax, "gaps", OUT)
+save_figure(ax, "gaps", OUT);
 
 # %% [markdown]
 # **The distribution** of gaps per event type, on a log scale: the jittered step delays
@@ -179,7 +180,7 @@ save_figure(ax, "gaps", OUT)
 
 # %%
 ax = plot_gap_histogram(gaps, by="event", log=True)
-save_figure(ax, "gap-distribution", OUT)
+save_figure(ax, "gap-distribution", OUT);
 
 # %% [markdown]
 # ## Compare two scenarios
@@ -213,11 +214,11 @@ comparison[["metric", "name", "stat", "a", "b", "delta", "change"]]
 
 # %%
 ax = plot_comparison(comparison, stat="p50", labels=labels)
-save_figure(ax, "comparison", OUT)
+save_figure(ax, "comparison", OUT);
 
 # %%
 ax = plot_overlay(event_gaps(a), event_gaps(b), labels=labels)
-save_figure(ax, "gap-overlay", OUT)
+save_figure(ax, "gap-overlay", OUT);
 
 # %% [markdown]
 # **What we learnt.** Per-run gaps find what averages hide: one run in fifty stalled for

@@ -24,6 +24,7 @@ PURE = [
     "netra_ws.browse",
     "netra_ws.diff",
     "netra_ws.untrusted",
+    "netra_ws.tables",
 ]
 NETWORK = ["websockets", "netra_ws.client", "netra_ws.server", "netra_ws.probes"]
 

@@ -12,9 +12,13 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import nbformat
+import pandas as pd
 import pytest
 from conftest import FAST, run
 
@@ -22,6 +26,7 @@ from netra_ws import read_trace
 from netra_ws.events import CRITICAL_EVENTS
 from netra_ws.notebooks import (
     execute_notebook,
+    git_after_save,
     latest_output,
     notebook_dir,
     output_dir,
@@ -77,11 +82,33 @@ def records(path: Path, kind: str) -> list[dict]:
 # --- the committed notebooks ----------------------------------------------------------------
 
 
+def committed(path: Path) -> str:
+    """The file as git would commit it now: the working copy through the clean filter of
+    .gitattributes (nbstripout, once ``make setup`` defined it). Outside a git checkout,
+    the working copy."""
+    folder = path.parent
+    inside = subprocess.run(
+        ["git", "rev-parse", "--is-inside-work-tree"], cwd=folder, capture_output=True, text=True
+    )
+    if inside.stdout.strip() != "true":
+        return path.read_text(encoding="utf-8")
+    blob = subprocess.run(
+        ["git", "hash-object", "-w", f"--path={path.name}", path.name],
+        cwd=folder, capture_output=True, text=True, check=True,
+    ).stdout.strip()  # fmt: skip
+    return subprocess.run(
+        ["git", "cat-file", "blob", blob], cwd=folder, capture_output=True, text=True, check=True
+    ).stdout
+
+
 @pytest.mark.parametrize("name", WALKTHROUGH)
 def test_committed_notebook_is_clean_paired_and_parameterized(name):
-    nb = nbformat.read(notebook_dir() / f"{name}.ipynb", as_version=4)
+    nb = nbformat.reads(committed(notebook_dir() / f"{name}.ipynb"), as_version=4)
     assert nb.metadata["jupytext"]["formats"] == "ipynb,py:percent"
     assert nb.metadata["kernelspec"]["name"] == "python3"
+    # What JupyterLab writes on save (ipykernel's own name): committing anything else
+    # makes every save change the notebook and its .py header.
+    assert nb.metadata["kernelspec"]["display_name"] == "Python 3 (ipykernel)"
     code = [c for c in nb.cells if c.cell_type == "code"]
     for cell in code:
         assert cell.outputs == [], f"{name}: committed with outputs: {cell.source[:60]!r}"
@@ -98,6 +125,65 @@ def test_committed_notebook_is_clean_paired_and_parameterized(name):
 
 def test_every_notebook_pair_is_in_sync():
     assert stale_pairs() == []
+
+
+def makefile_git_filter() -> list[list[str]]:
+    """The `git config` commands `make setup` runs (Makefile, NOTEBOOK_TOOLS), for this
+    interpreter instead of .venv's."""
+    makefile = (notebook_dir().parent / "Makefile").read_text(encoding="utf-8")
+    found = re.findall(r"git config (\S+) ('[^']*'|\S+)", makefile)
+    assert len(found) == 5, found
+    return [
+        ["git", "config", key, value.strip("'").replace("$(abspath $(PY))", sys.executable)]
+        for key, value in found
+    ]
+
+
+def test_a_saved_notebook_leaves_git_clean(tmp_path):
+    """What a JupyterLab save does (outputs, counts, language_info), through the filter
+    `make setup` installs and `make lab`'s post-save hook: git stores and compares the
+    notebook as committed, and a real edit still shows."""
+    repo = tmp_path / "repo"
+    (repo / "notebooks").mkdir(parents=True)
+    shutil.copy(notebook_dir().parent / ".gitattributes", repo)
+    source = notebook_dir() / "01_connect.ipynb"
+    clean = committed(source)  # this checkout's copy may hold its user's outputs
+    (repo / "notebooks" / "01_connect.ipynb").write_text(clean, encoding="utf-8")
+    git = ["git", "-c", "user.name=t", "-c", "user.email=t@example.org"]
+    subprocess.run(["git", "init", "-q"], cwd=repo, check=True)
+    for command in makefile_git_filter():
+        subprocess.run(command, cwd=repo, check=True)
+    subprocess.run([*git, "add", "-A"], cwd=repo, check=True)
+    subprocess.run([*git, "commit", "-qm", "clean"], cwd=repo, check=True)
+
+    saved = nbformat.reads(clean, as_version=4)
+    saved.metadata["language_info"] = {"name": "python", "version": "3.11.2"}
+    for n, cell in enumerate(c for c in saved.cells if c.cell_type == "code"):
+        cell.execution_count = n + 1
+        cell.outputs = [nbformat.v4.new_output("stream", name="stdout", text="a frame\n")]
+        cell.metadata["execution"] = {"iopub.status.idle": "2026-01-01T00:00:00Z"}
+    written = repo / "notebooks" / "01_connect.ipynb"
+    nbformat.write(saved, written)
+    status = subprocess.run(["git", "status", "--porcelain"], cwd=repo, capture_output=True)
+    assert status.stdout, "git sees the size change; JupyterLab's post-save hook clears it"
+    assert git_after_save(os_path=str(written)) == [written]
+
+    status = subprocess.run(
+        ["git", "status", "--porcelain"], cwd=repo, capture_output=True, text=True, check=True
+    )
+    assert status.stdout == "", status.stdout
+    assert "a frame" in (repo / "notebooks" / "01_connect.ipynb").read_text()  # the user's copy
+    subprocess.run([*git, "add", "-A"], cwd=repo, check=True)
+    stored = subprocess.run(
+        ["git", "show", ":notebooks/01_connect.ipynb"], cwd=repo, capture_output=True, text=True
+    ).stdout
+    assert stored == clean  # byte for byte, ids kept
+
+    saved.cells[0].source += "\nAn edit."
+    nbformat.write(saved, written)
+    assert git_after_save(os_path=str(written)) == []
+    status = subprocess.run(["git", "status", "--porcelain"], cwd=repo, capture_output=True)
+    assert status.stdout.strip() == b"M notebooks/01_connect.ipynb"
 
 
 # --- executed headless against the embedded server -----------------------------------------
@@ -147,6 +233,9 @@ def test_02_reproduces_the_trap_then_the_correct_run(tmp_path):
     welcome = next(f for f in read_trace(silent[0]).frames if f["dir"] == "receive")
     assert welcome["user_id"] == "demo-use..."
     assert frames(silent[0], "send") == ["user_message", "user_message"]
+    # The waits said what they waited for, and ended with their total.
+    text = executed.read_text(encoding="utf-8")
+    assert "✔ waited" in text and ": 6 quiet windows" in text and ": 2 collections" in text
     assert_no_secrets(executed, out)
 
 
@@ -196,6 +285,12 @@ def test_04_finds_the_injected_stall(tmp_path):
     for chart in ("swimlanes", "slowest-run", "gaps", "gap-distribution", "comparison"):
         assert (out / f"{chart}.png").stat().st_size > 10_000, chart
     assert (out / "gap-overlay.png").is_file() and (out / "comparison.csv").is_file()
+    shown = [
+        o.get("data", {}).get("text/plain", "")
+        for cell in nbformat.read(executed, as_version=4).cells
+        for o in cell.get("outputs", [])
+    ]
+    assert not [t for t in shown if "PosixPath(" in t], "a cell echoes a saved file's path"
     assert_no_secrets(executed, out)
 
 
@@ -254,3 +349,53 @@ def test_url_target_reads_its_token_from_the_environment(monkeypatch):
     assert bare.token_claims().empty and bare.faults().empty
     with pytest.raises(ValueError, match="auth must be one of"):
         open_target("ws://127.0.0.1:1/ws", auth="cookie")
+
+
+# --- how tables and waits look in JupyterLab ------------------------------------------------
+
+
+def test_verdict_and_auth_tables_render_for_a_person():
+    """The auth matrix in demo mode: statuses coloured with a symbol, the token-ignored rows
+    named as such, text left-aligned and wrapped, no <NA> and no cut explanation, JSON
+    folded, times in ms, and the credential's <base64url> escaped, not swallowed."""
+    from netra_ws.tables import readable
+    from netra_ws.verdicts import AUTH_MATRIX, ProbeResult, judge_auth
+
+    ignored = (
+        "accepted as user 'demo-use...' — the demo user: the server ignored the token; "
+        "agent events flowed."
+    )
+    rows = []
+    for credential in AUTH_MATRIX:
+        works = credential.should_work
+        rows.append({
+            "credential": credential.label, "expected": "agent events" if works else "refused",
+            "http_status": 101, "subprotocol": None, "first_frame": "connection_established",
+            "user_id": "demo-use...", "close_code": None, "ended": "accepted",
+            "agent_events": True, "status": "passed" if works else "failed",
+            "explanation": ignored if works else "accepted as user 'demo-use...' (agent "
+            "events flowed): authentication is not enforced — the server runs in a demo or "
+            "relaxed auth mode.",
+            "trace": f"auth-{credential.slug}-1.jsonl",
+        })  # fmt: skip
+    page = judge_auth(rows)._repr_html_()
+    assert page.count("⚠ token ignored (demo user)") == 3  # the three valid-token rows
+    assert page.count("✘ failed") == 4  # three rows and the verdict line
+    assert "#fce8e6" in page and "#fff4ce" in page  # red and amber backgrounds
+    assert "text-align: left" in page and "white-space: normal" in page
+    assert "<NA>" not in page and "&lt;NA&gt;" not in page and "None" not in page
+    assert "…</td>" not in page and "relaxed auth mode." in page
+    assert "jwt.&lt;base64url&gt; subprotocol" in page
+
+    facts = ProbeResult(
+        "connection", "passed", "the first frame is connection_established",
+        facts={"handshake_ms": 4.837, "headers": {"server": "x", "date": "y"}},
+    )  # fmt: skip
+    page = facts._repr_html_()
+    assert "✔ passed" in page and "4.8 ms" in page
+    assert "<details><summary><code>{server, date}</code></summary>" in page
+    trace = readable(
+        pd.DataFrame({"t_s": [0.0123, None], "data": [{"a": 1}, None], "code": [None, 1008.0]})
+    ).to_html()
+    assert ">t_ms</th>" in trace and "12.3 ms" in trace and "<NA>" not in trace
+    assert ">1008</td>" in trace and "nan" not in trace

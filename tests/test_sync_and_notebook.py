@@ -85,3 +85,53 @@ def test_notebook_with_top_level_await_and_blocking_api(nest):
     )
     assert "names: ['agent_started'" in printed and "'agent_completed']" in printed
     assert FAST.step_delay == 0.005  # the notebook used the same fast scenario
+
+
+def run_cells(*cells: str) -> list[dict]:
+    """Execute ``cells`` in a real kernel (errors allowed); return every output."""
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell(textwrap.dedent(c).strip()) for c in cells]
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3"}
+    NotebookClient(nb, timeout=int(t(60)), kernel_name="python3", allow_errors=True).execute()
+    return [o for c in nb.cells for o in c.get("outputs", [])]
+
+
+def test_show_waits_says_what_it_waits_for_and_ends_with_the_total():
+    outputs = run_cells(
+        f"""
+        from netra_ws import connect
+        from netra_ws.notebooks import show_waits
+        from netra_ws.server import EmbeddedServer
+        server = EmbeddedServer().start()
+        with show_waits(total_s=0.6):
+            async with connect(server.url) as session:
+                await session.next(timeout={t(5)})
+                await session.quiet(0.6)
+        server.stop()
+        """
+    )
+    (view,) = [o for o in outputs if "display_id" in o.get("transient", {}) or "data" in o]
+    page = view["data"]["text/html"]  # the final state: updated in place
+    assert "✔ waited 0.6 s: 1 quiet window" in page, page
+
+
+def test_an_interrupt_is_one_line_naming_the_trace(tmp_path):
+    outputs = run_cells(
+        f"""
+        import asyncio
+        from netra_ws import connect
+        from netra_ws.notebooks import setup_notebook
+        from netra_ws.server import EmbeddedServer
+        server = EmbeddedServer().start()
+        setup_notebook({str(tmp_path)!r})
+        """,
+        # What Kernel → Interrupt does to a cell awaiting a frame: cancels it.
+        f"""
+        async with connect(server.url, trace={str(tmp_path / "cut.jsonl")!r}) as session:
+            await session.next(timeout={t(5)})
+            raise asyncio.CancelledError
+        """,
+        "server.stop()",
+    )
+    assert [o["output_type"] for o in outputs] == ["stream"], outputs  # no traceback
+    assert outputs[0]["text"] == f"interrupted; 1 frame recorded to {tmp_path / 'cut.jsonl'}\n"
