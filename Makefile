@@ -51,7 +51,7 @@ $(RUN_STAMP): requirements.txt pyproject.toml | $(PY)
 	$(EDITABLE_QUIET) $(PIP) install $(PIP_FLAGS) -e . --no-deps
 	@touch $@
 
-$(DEV_STAMP): requirements.txt requirements-dev.txt pyproject.toml | $(PY)
+$(DEV_STAMP): requirements.txt requirements-dev.txt requirements-load.txt pyproject.toml | $(PY)
 	$(EDITABLE_QUIET) $(PIP) install $(PIP_FLAGS) -r requirements-dev.txt -e .
 	@touch $@
 

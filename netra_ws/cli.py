@@ -14,6 +14,7 @@ import errno
 import json
 import logging
 import os
+import signal
 import sys
 import textwrap
 from collections.abc import Callable, Sequence
@@ -210,6 +211,8 @@ def _serve_workers(args: argparse.Namespace, config: ServerConfig) -> int:
     except (OSError, RuntimeError) as exc:
         _error(f"cannot serve {args.workers} workers on {args.host}:{args.port}: {exc}")
         return EXIT_USAGE
+    # SIGTERM (a supervisor, `kill`) stops the workers as Ctrl-C does, through `finally`.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     try:
         print(servers.url, flush=True)
         print(f"{args.workers} workers, pids {servers.pids}", file=sys.stderr, flush=True)
