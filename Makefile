@@ -21,8 +21,9 @@ DEMO_ARGS ?=
 PURE_MODULES := $(wildcard $(addprefix netra_ws/,events.py trace.py _trace_columns.py \
 	expect.py analysis.py redact.py har.py tokens.py errors.py verdicts.py untrusted.py \
 	report.py report/*.py browse.py diff.py))
-# plots.py is pure too, but not strict-typed: its examples run, it stays out of the list above.
-DOCTEST_MODULES := $(PURE_MODULES) netra_ws/plots.py
+# plots.py and load/__init__.py are pure too, but not strict-typed: their examples run, they
+# stay out of the list above.
+DOCTEST_MODULES := $(PURE_MODULES) netra_ws/plots.py netra_ws/load/__init__.py
 
 RUN_STAMP := $(VENV)/.installed-run
 DEV_STAMP := $(VENV)/.installed-dev

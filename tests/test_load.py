@@ -49,10 +49,13 @@ def test_the_load_extra_is_requirements_load_and_dev_includes_it():
     assert not any(entry.lower().startswith("locust") for entry in _entries("requirements.txt"))
 
 
-def test_the_base_package_never_imports_locust():
-    code = "import netra_ws, netra_ws.load, netra_ws.cli, sys; print('locust' in sys.modules)"
+def test_the_base_package_never_imports_locust_and_the_judge_is_pure():
+    code = (
+        "import sys, netra_ws.load; pure = 'websockets' not in sys.modules\n"
+        "import netra_ws, netra_ws.cli; print(pure, 'locust' in sys.modules)"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert out.stdout.strip() == "False"
+    assert out.stdout.strip() == "True False"
 
 
 # --- the fault and the judge, without Locust -------------------------------------------------
