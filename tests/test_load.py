@@ -224,8 +224,9 @@ def test_locust_master_and_two_workers_run_the_workflow(tmp_path):
     (run_dir,) = (tmp_path / "data").glob("load-*")
     assert sorted(p.name for p in run_dir.iterdir()) == ["worker-0", "worker-1"]
     traces = sorted(run_dir.rglob("*.jsonl"))
-    # One in 20 of each worker's sessions (the first of each worker included).
-    assert 2 <= len(traces) <= runs // 20 + 2
+    # One in 20 of each worker's sessions (the first of each worker included); slack for
+    # the master's CSV, which counts what the workers had reported when it stopped.
+    assert 2 <= len(traces) <= runs * 1.2 // 20 + 2
     frames = load_traces(traces)
     # --stop-timeout lets the sessions in flight finish: every sampled one is complete.
     assert frames["trace"].nunique() == len(traces)
@@ -251,6 +252,7 @@ def test_locust_users_report_a_cross_delivery_as_a_failure(tmp_path):
             procs,
             tmp_path,
             *("--host", url, "--headless", "-u", "10", "-r", "10", "-t", "3s"),
+            *("--stop-timeout", "5s"),
             *("--csv", str(prefix), "--trace-every", "1000"),
         )
         assert local.wait(timeout=t(30)) == 1  # Locust's exit code when requests failed
@@ -279,7 +281,8 @@ def test_locust_users_with_tokens_the_server_refuses_report_auth_refused(tmp_pat
         local = _locust(
             procs,
             tmp_path,
-            *("--host", url, "--headless", "-u", "3", "-r", "3", "-t", "2s"),
+            *("--host", url, "--headless", "-u", "3", "-r", "3", "-t", "3s"),
+            *("--stop-timeout", "5s"),
             *("--csv", str(prefix), "--token-file", str(tokens), "--trace-every", "0"),
         )
         assert local.wait(timeout=t(30)) == 1

@@ -30,6 +30,7 @@ Import this module only in a Locust process: importing Locust patches the interp
 
 from __future__ import annotations
 
+import functools
 import itertools
 import json
 import time
@@ -51,7 +52,7 @@ from websockets.uri import parse_uri
 
 # Absolute imports: Locust loads a locustfile by its path, outside its package.
 from netra_ws.events import TERMINAL_EVENTS
-from netra_ws.expect import DEFAULT_PROFILE
+from netra_ws.expect import DEFAULT_PROFILE, Profile, load_profile
 from netra_ws.load import CONNECT, RUN, judge_session, trace_path
 from netra_ws.server.app import DEFAULT_PATHS
 from netra_ws.tokens import DEFAULT_ENVIRONMENT, mint_token
@@ -111,21 +112,16 @@ def _name_the_run(environment: Environment, **_: Any) -> None:
         if not options.trace_dir:
             options.trace_dir = time.strftime("data/load-%Y%m%dT%H%M%S")
         print(f"netra-ws: sampled traces go to {options.trace_dir}", flush=True)
+        if options.csv_prefix:
+            environment.events.quit.add_listener(_final_csv)
 
 
-@events.quit.add_listener
-def _final_csv(environment: Environment, **_: Any) -> None:
+def _final_csv(**_: Any) -> None:
     # Locust's --csv files are a snapshot taken every CSV_STATS_INTERVAL_SEC by a greenlet
-    # that still runs here, just before the files are closed: the last snapshot can miss
-    # the last second of a run. Waiting one interval (a gevent yield) lets it write the
-    # final figures, so the CSV agrees with the summary printed above it.
-    options = environment.parsed_options
-    if (
-        options is not None
-        and options.csv_prefix
-        and not isinstance(environment.runner, WorkerRunner)
-    ):
-        time.sleep(CSV_STATS_INTERVAL_SEC + 0.2)
+    # that still runs when `quit` fires, just before the files are closed: the last
+    # snapshot can miss the last second of a run. Waiting one interval (a gevent yield)
+    # lets it write the final figures, so the CSV agrees with the summary printed above.
+    time.sleep(CSV_STATS_INTERVAL_SEC + 0.2)
 
 
 class NetraUser(User):
@@ -151,6 +147,8 @@ class NetraUser(User):
         # The proxy from the environment, looked up once: websockets would scan os.environ
         # at every connect (7 % of a worker's CPU at 250 sessions/s).
         self.proxy = get_proxy(parse_uri(self.url))
+        # Loaded once: reading the profile's JSON per session doubled the judge's cost.
+        self.profile = _profile(options.expect_profile)
         runner = environment.runner
         index = runner.worker_index if isinstance(runner, WorkerRunner) else None
         self.worker = f"worker-{index}" if index is not None else "local"
@@ -178,8 +176,7 @@ class NetraUser(User):
         finally:
             writer.close()
         records = writer.records
-        profile = self.options.expect_profile
-        result = judge_session(records, failure=failure, detail=detail, profile=profile)
+        result = judge_session(records, failure=failure, detail=detail, profile=self.profile)
         fire = self.environment.events.request.fire
         for name, ms in result.timings:
             if name != RUN:
@@ -288,6 +285,11 @@ def _with_path(url: str) -> str:
     if parts.path in ("", "/"):
         parts = parts._replace(path=DEFAULT_PATHS[0])
     return urlunsplit(parts)
+
+
+@functools.cache
+def _profile(name: str) -> Profile:
+    return load_profile(name)
 
 
 def _read_tokens(path: str) -> list[str]:
