@@ -100,6 +100,8 @@ def foreign_events(records: Sequence[Mapping[str, Any]]) -> list[Mapping[str, An
     >>> hello["user_id"] = "ali..."  # as the backend truncates it
     >>> foreign_events([hello, sent, got("r1", "alice")])
     []
+    >>> foreign_events([hello, sent, got("r7"), got("r7")])  # the server named the run r7
+    []
     """
     frames = [r for r in records if r.get("kind") == "frame"]
     received = [f for f in frames if f.get("dir") == "receive"]

@@ -51,7 +51,7 @@ from websockets.sync.client import ClientConnection, connect
 from websockets.uri import parse_uri
 
 # Absolute imports: Locust loads a locustfile by its path, outside its package.
-from netra_ws.events import TERMINAL_EVENTS
+from netra_ws.events import AGENT_EVENTS, TERMINAL_EVENTS
 from netra_ws.expect import DEFAULT_PROFILE, Profile, load_profile
 from netra_ws.load import CONNECT, RUN, judge_session, trace_path
 from netra_ws.server.app import DEFAULT_PATHS
@@ -168,6 +168,7 @@ class NetraUser(User):
         every = self.options.trace_every
         sampled = every > 0 and (session - 1) % every == 0
         path = trace_path(self.options.trace_dir, self.worker, session) if sampled else None
+        # An unsampled session is written only if it fails: then that is why it was kept.
         labels = {"load": "sampled" if sampled else "failed", "worker": self.worker}
         writer = TraceWriter(path, target=self.url, labels={**labels, "user": self.user_id})
         started = time.perf_counter()
@@ -248,11 +249,17 @@ class NetraUser(User):
             writer.frame("send", text, t_wall_ns=now_ns[0], t_mono_ns=now_ns[1], flush=False)
             ws.send(text)
             deadline = time.monotonic() + timeout
+            # The run's terminal event carries the run_id sent, or, from a server that
+            # assigns its own, the run_id of the first agent event (netra_ws.load's rule).
+            own: set[str | None] = {run_id}
             while True:
                 record = self._receive(ws, writer, deadline)
                 if record is None:
                     return "timeout", f"no terminal event within {timeout:g} s"
-                if record.get("event") in TERMINAL_EVENTS and record.get("run_id") == run_id:
+                event = record.get("event")
+                if event in AGENT_EVENTS and len(own) == 1:
+                    own.add(record.get("run_id"))
+                if event in TERMINAL_EVENTS and record.get("run_id") in own:
                     return None, ""
         except ConnectionClosed as exc:
             code = exc.rcvd.code if exc.rcvd is not None else 1006
