@@ -29,8 +29,9 @@ LAB_AUTO := $(if $(filter 0,$(shell id -u)),--allow-root) \
 PURE_MODULES := $(wildcard $(addprefix netra_ws/,events.py trace.py _trace_columns.py \
 	expect.py analysis.py redact.py har.py tokens.py errors.py verdicts.py untrusted.py \
 	report.py report/*.py browse.py diff.py tables.py))
-# plots.py is pure too, but not strict-typed: its examples run, it stays out of the list above.
-DOCTEST_MODULES := $(PURE_MODULES) netra_ws/plots.py
+# plots.py and load/__init__.py are pure too, but not strict-typed: their examples run, they
+# stay out of the list above.
+DOCTEST_MODULES := $(PURE_MODULES) netra_ws/plots.py netra_ws/load/__init__.py
 
 RUN_STAMP := $(VENV)/.installed-run
 DEV_STAMP := $(VENV)/.installed-dev
@@ -61,7 +62,7 @@ $(RUN_STAMP): requirements.txt pyproject.toml | $(PY)
 	$(EDITABLE_QUIET) $(PIP) install $(PIP_FLAGS) -e . --no-deps
 	@touch $@
 
-$(DEV_STAMP): requirements.txt requirements-dev.txt pyproject.toml | $(PY)
+$(DEV_STAMP): requirements.txt requirements-dev.txt requirements-load.txt pyproject.toml | $(PY)
 	$(EDITABLE_QUIET) $(PIP) install $(PIP_FLAGS) -r requirements-dev.txt -e .
 	@touch $@
 

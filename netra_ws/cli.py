@@ -14,6 +14,7 @@ import errno
 import json
 import logging
 import os
+import signal
 import sys
 import textwrap
 from collections.abc import Callable, Sequence
@@ -29,6 +30,7 @@ from .server import (
     load_scenario,
     parse_fault,
 )
+from .server.embedded import ServerWorkers
 from .server.faults import FAULT_GRAMMAR
 from .tokens import DEFAULT_ENVIRONMENT, ENVIRONMENTS, SECRET_ENV, mint_token
 from .untrusted import for_terminal
@@ -168,6 +170,12 @@ def _serve(args: argparse.Namespace) -> int:
         **options,
     )
 
+    if args.workers < 1:
+        _error(f"--workers must be at least 1, not {args.workers}")
+        return EXIT_USAGE
+    if args.workers > 1:
+        return _serve_workers(args, config)
+
     async def run() -> None:
         server = ReferenceServer(config)
         await server.start()
@@ -192,6 +200,30 @@ def _serve(args: argparse.Namespace) -> int:
         else:
             _error(f"cannot listen on {args.host}:{args.port}: {exc}")
         return EXIT_USAGE
+    return 0
+
+
+def _serve_workers(args: argparse.Namespace, config: ServerConfig) -> int:
+    """``serve --workers N``: N server processes on one port until Ctrl-C or one dies."""
+    servers = ServerWorkers(args.workers, config, verbose=args.verbose)
+    try:
+        servers.start()
+    except (OSError, RuntimeError) as exc:
+        _error(f"cannot serve {args.workers} workers on {args.host}:{args.port}: {exc}")
+        return EXIT_USAGE
+    # SIGTERM (a supervisor, `kill`) stops the workers as Ctrl-C does, through `finally`.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    try:
+        print(servers.url, flush=True)
+        print(f"{args.workers} workers, pids {servers.pids}", file=sys.stderr, flush=True)
+        print(_probe_hint(servers.url, args), file=sys.stderr, flush=True)
+        with contextlib.suppress(KeyboardInterrupt):
+            ended = servers.wait()
+            if ended is not None:
+                _error(f"server worker {ended.name} exited with code {ended.exitcode}")
+                return 1
+    finally:
+        servers.stop()
     return 0
 
 
@@ -638,6 +670,15 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help=f"JWT signing secret (default: ${SECRET_ENV}, else the public development secret);"
         " prefer the variable: a command line shows in process lists and shell history",
+    )
+    serve.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        metavar="N",
+        help="serve from N processes on one port (Linux SO_REUSEPORT: the kernel spreads"
+        " connections), so the server is not what saturates in a load test; each worker"
+        " has the same auth, dialect and faults (conn=N and seed count per worker)",
     )
     serve.add_argument(
         "-v",

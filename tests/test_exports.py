@@ -153,8 +153,10 @@ def _defined_classes() -> list[type[BaseException]]:
     """Every exception class defined in a netra_ws module, found by importing them all."""
     found: dict[str, type[BaseException]] = {}
     for info in pkgutil.walk_packages(netra_ws.__path__, "netra_ws."):
-        if info.name == "netra_ws.__main__":
-            continue  # importing it runs the CLI
+        if info.name.endswith(".__main__"):
+            continue  # importing it runs the CLI (or prints the locustfile's path)
+        if info.name == "netra_ws.load.locustfile":
+            continue  # importing Locust monkey-patches this process (gevent); no exceptions
         module = importlib.import_module(info.name)
         for _, cls in inspect.getmembers(module, inspect.isclass):
             if issubclass(cls, BaseException) and cls.__module__ == module.__name__:

@@ -150,7 +150,8 @@ class ServerConfig:
     (16 MiB, uvicorn's limit, for staging-937) and 0. ``faults``: :class:`Fault` objects
     or SPEC strings (``faults.py``).
     ``replay``: a :class:`Replay`, or a trace path / :class:`Trace`, served instead of
-    scripted runs, ``replay_speed`` times faster than recorded.
+    scripted runs, ``replay_speed`` times faster than recorded. ``reuse_port``: listen with
+    ``SO_REUSEPORT`` so several processes share the port (:class:`ServerWorkers` sets it).
     """
 
     host: str = "127.0.0.1"
@@ -168,6 +169,7 @@ class ServerConfig:
     replay: Replay | str | os.PathLike[str] | Trace | None = None
     replay_speed: float = 1.0
     paths: tuple[str, ...] = DEFAULT_PATHS
+    reuse_port: bool = False
 
     def __post_init__(self) -> None:
         if self.auth not in AUTH_MODES:
@@ -252,6 +254,9 @@ class ReferenceServer:
                 # asyncio's default backlog (100) drops SYNs when a thousand clients connect at
                 # once, and each dropped SYN costs the client a one-second retransmit.
                 backlog=2048,
+                # serve --workers: N processes listen on one port and the kernel spreads
+                # the connections over them (SO_REUSEPORT; see ServerWorkers).
+                reuse_port=self.config.reuse_port or None,
             )
         except OSError as exc:
             if exc.errno != errno.EADDRINUSE:
@@ -621,9 +626,21 @@ class _Connection:
             self.agent_events_sent += 1
             return to_wire(self.server.dialect.agent_event(step.event, ctx, step.fields))
 
+        def render_foreign(step: Step) -> str:
+            # Another user's run, as a server that mixes up its routing would deliver it.
+            other = AgentEventContext(
+                f"run_{uuid.uuid4().hex[:16]}",
+                f"thread_{uuid.uuid4().hex[:16]}",
+                f"other-user-{uuid.uuid4().hex[:6]}",
+                ctx.agent_name,
+            )
+            return to_wire(self.server.dialect.agent_event(step.event, other, step.fields))
+
         where = f"run={ctx.run_id} conn={self.connection_id}"
         try:
-            finished = await _perform(self.ws, actions, render=render, where=where)
+            finished = await _perform(
+                self.ws, actions, render=render, render_foreign=render_foreign, where=where
+            )
         except ConnectionClosed:
             conn_log.debug("%s run %s cut: connection closed", self.connection_id, ctx.run_id)
             return
@@ -753,12 +770,15 @@ async def _perform(
     *,
     where: str,
     render: Callable[[Any], str | bytes] = lambda frame: frame.data,
+    render_foreign: Callable[[Any], str | bytes] | None = None,
     start: float | None = None,
 ) -> bool:
     """Carry out ``actions`` on ``ws``; False when one of them ended the connection.
 
     Each action is due ``delay`` seconds after the previous one was due, counted from
     ``start`` (loop time, default now), so sleeping late once never shifts the rest.
+    ``render_foreign`` renders a cross-delivered copy; without it (a replay has no other
+    user to borrow from) a ``foreign`` action sends nothing.
     """
     loop = asyncio.get_running_loop()
     due = loop.time() if start is None else start
@@ -774,6 +794,9 @@ async def _perform(
             if action.label not in rendered:
                 rendered[action.label] = render(action.item)
             await ws.send(rendered[action.label])
+        elif action.kind == "foreign":
+            if render_foreign is not None:
+                await ws.send(render_foreign(action.item))
         elif action.kind == "raw":
             assert action.data is not None
             await ws.send(action.data)

@@ -10,6 +10,8 @@ A fault is written as a SPEC string (``serve --fault SPEC``, repeatable, or
     duplicate:EVENT             the event is sent twice, byte for byte
     reorder:EVENT,EVENT         the two events swap places (the timing stays put)
     stall:EVENT:SECONDS         the event (and all after it) comes SECONDS late
+    cross-deliver:EVENT         a copy of the event from another user's run (other run_id,
+                                thread_id and user_id) follows it: a cross-delivery
     tcp-close:after=EVENT       the TCP connection drops after EVENT, no close frame (1006)
     close-1011:after=EVENT      the server closes with 1011 (internal error) after EVENT
     malformed:after=EVENT       a text frame that is not valid JSON follows EVENT
@@ -64,6 +66,8 @@ drop:EVENT                  the event is never sent (its time still passes)
 duplicate:EVENT             the event is sent twice, byte for byte
 reorder:EVENT,EVENT         the two events swap places (the timing stays put)
 stall:EVENT:SECONDS         the event (and all after it) comes SECONDS late
+cross-deliver:EVENT         a copy of the event from another user's run (other run_id,
+                            thread_id and user_id) follows it: a cross-delivery
 tcp-close:after=EVENT       the TCP connection drops after EVENT, no close frame (1006)
 close-1011:after=EVENT      the server closes with 1011 (internal error) after EVENT
 malformed:after=EVENT       a text frame that is not valid JSON follows EVENT
@@ -81,6 +85,7 @@ FAULT_KINDS = (
     "duplicate",
     "reorder",
     "stall",
+    "cross-deliver",
     "tcp-close",
     "close-1011",
     "malformed",
@@ -88,7 +93,7 @@ FAULT_KINDS = (
     "oversize",
 )
 # Kinds that act on an event, and kinds that inject something after one.
-_ON_EVENT = ("drop", "duplicate", "reorder", "stall")
+_ON_EVENT = ("drop", "duplicate", "reorder", "stall", "cross-deliver")
 _AFTER_EVENT = ("tcp-close", "close-1011", "malformed", "binary", "oversize")
 _KNOWN_EVENTS = frozenset({*AGENT_EVENTS, *STATUS_TYPES, "error_message", "ack"})
 _SCOPE_KEYS = ("run", "conn", "p")
@@ -240,11 +245,12 @@ class Action:
 
     ``kind``: ``send`` (render and send ``item``, the step labelled ``label``), ``skip``
     (send nothing: a dropped step), ``raw`` (send ``data`` as is: str text, bytes binary),
-    ``close`` (close frame with ``code``/``reason``; nothing follows) or ``abort`` (drop the
-    TCP connection without a close frame; nothing follows). ``notes`` are the faults to log.
+    ``close`` (close frame with ``code``/``reason``; nothing follows), ``abort`` (drop the
+    TCP connection without a close frame; nothing follows) or ``foreign`` (render ``item`` as
+    another user's run would: a cross-delivery). ``notes`` are the faults to log.
     """
 
-    kind: Literal["send", "skip", "raw", "close", "abort"]
+    kind: Literal["send", "skip", "raw", "close", "abort", "foreign"]
     delay: float
     label: str | None = None
     item: Any = None
@@ -335,6 +341,14 @@ def _reorder(actions: list[Action], fault: Fault, size_limit: int) -> list[Actio
     return out
 
 
+def _cross_deliver(actions: list[Action], fault: Fault, size_limit: int) -> list[Action]:
+    at = _find(actions, fault.target)
+    if at is None or actions[at].kind != "send":
+        return actions
+    foreign = Action("foreign", 0.0, item=actions[at].item, notes=(fault.description,))
+    return [*actions[: at + 1], foreign, *actions[at + 1 :]]
+
+
 def _stall(actions: list[Action], fault: Fault, size_limit: int) -> list[Action]:
     at = _find(actions, fault.target)
     if at is None:
@@ -374,5 +388,6 @@ _APPLY: dict[str, Callable[[list[Action], Fault, int], list[Action]]] = {
     "duplicate": _duplicate,
     "reorder": _reorder,
     "stall": _stall,
+    "cross-deliver": _cross_deliver,
     **{kind: _after for kind in _AFTER_EVENT},
 }
