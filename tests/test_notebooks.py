@@ -25,6 +25,7 @@ from conftest import FAST, run
 from netra_ws import read_trace
 from netra_ws.events import CRITICAL_EVENTS
 from netra_ws.notebooks import (
+    NOTEBOOKS,
     execute_notebook,
     git_after_save,
     latest_output,
@@ -139,16 +140,17 @@ def makefile_git_filter() -> list[list[str]]:
     ]
 
 
-def test_a_saved_notebook_leaves_git_clean(tmp_path):
+@pytest.mark.parametrize("name", NOTEBOOKS)
+def test_a_saved_notebook_leaves_git_clean(tmp_path, name):
     """What a JupyterLab save does (outputs, counts, language_info), through the filter
     `make setup` installs and `make lab`'s post-save hook: git stores and compares the
     notebook as committed, and a real edit still shows."""
     repo = tmp_path / "repo"
     (repo / "notebooks").mkdir(parents=True)
     shutil.copy(notebook_dir().parent / ".gitattributes", repo)
-    source = notebook_dir() / "01_connect.ipynb"
+    source = notebook_dir() / f"{name}.ipynb"
     clean = committed(source)  # this checkout's copy may hold its user's outputs
-    (repo / "notebooks" / "01_connect.ipynb").write_text(clean, encoding="utf-8")
+    (repo / "notebooks" / f"{name}.ipynb").write_text(clean, encoding="utf-8")
     git = ["git", "-c", "user.name=t", "-c", "user.email=t@example.org"]
     subprocess.run(["git", "init", "-q"], cwd=repo, check=True)
     for command in makefile_git_filter():
@@ -162,7 +164,7 @@ def test_a_saved_notebook_leaves_git_clean(tmp_path):
         cell.execution_count = n + 1
         cell.outputs = [nbformat.v4.new_output("stream", name="stdout", text="a frame\n")]
         cell.metadata["execution"] = {"iopub.status.idle": "2026-01-01T00:00:00Z"}
-    written = repo / "notebooks" / "01_connect.ipynb"
+    written = repo / "notebooks" / f"{name}.ipynb"
     nbformat.write(saved, written)
     status = subprocess.run(["git", "status", "--porcelain"], cwd=repo, capture_output=True)
     assert status.stdout, "git sees the size change; JupyterLab's post-save hook clears it"
@@ -172,10 +174,10 @@ def test_a_saved_notebook_leaves_git_clean(tmp_path):
         ["git", "status", "--porcelain"], cwd=repo, capture_output=True, text=True, check=True
     )
     assert status.stdout == "", status.stdout
-    assert "a frame" in (repo / "notebooks" / "01_connect.ipynb").read_text()  # the user's copy
+    assert "a frame" in written.read_text()  # the user's copy
     subprocess.run([*git, "add", "-A"], cwd=repo, check=True)
     stored = subprocess.run(
-        ["git", "show", ":notebooks/01_connect.ipynb"], cwd=repo, capture_output=True, text=True
+        ["git", "show", f":notebooks/{name}.ipynb"], cwd=repo, capture_output=True, text=True
     ).stdout
     assert stored == clean  # byte for byte, ids kept
 
@@ -183,7 +185,7 @@ def test_a_saved_notebook_leaves_git_clean(tmp_path):
     nbformat.write(saved, written)
     assert git_after_save(os_path=str(written)) == []
     status = subprocess.run(["git", "status", "--porcelain"], cwd=repo, capture_output=True)
-    assert status.stdout.strip() == b"M notebooks/01_connect.ipynb"
+    assert status.stdout.strip() == f"M notebooks/{name}.ipynb".encode()
 
 
 # --- executed headless against the embedded server -----------------------------------------
