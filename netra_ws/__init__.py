@@ -41,6 +41,7 @@ _EXPORTS: dict[str, tuple[str, ...]] = {
         "NetraWsError",
         "RedactionError",
         "SessionClosed",
+        "TraceBudgetReached",
         "TraceFormatError",
         "WaitTimeout",
     ),
@@ -60,6 +61,7 @@ _EXPORTS: dict[str, tuple[str, ...]] = {
     "tokens": ("mint_token",),
     "verdicts": ("ProbeReport", "ProbeResult"),
     "trace": (
+        "Limits",
         "Trace",
         "TraceWarning",
         "TraceWriter",

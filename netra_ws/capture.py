@@ -25,7 +25,7 @@ from .errors import NetraWsError
 from .events import TERMINAL_EVENTS
 from .server import EmbeddedServer
 from .target import Target, resolve_target
-from .trace import TraceWriter, load_traces
+from .trace import DEFAULT_LIMITS, TraceWriter, load_traces
 
 __all__ = ["capture_runs"]
 
@@ -40,7 +40,9 @@ async def _one_run(
     connect_options: Mapping[str, Any],
 ) -> str | None:
     """Run one workflow into ``path``; return None on success, else what went wrong."""
-    writer = TraceWriter(path, target=url, labels=labels)
+    writer = TraceWriter(
+        path, target=url, labels=labels, limits=connect_options.get("limits") or DEFAULT_LIMITS
+    )
     try:
         async with connect(url, trace=writer, labels=labels, **connect_options) as session:
             await session.next(timeout=timeout)

@@ -16,6 +16,7 @@ Typical use in a notebook cell (top-level ``await``)::
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import gc
 import json
@@ -41,6 +42,7 @@ from .errors import (
     FrameParseError,
     HandshakeRejected,
     SessionClosed,
+    TraceBudgetReached,
     WaitTimeout,
 )
 from .events import Event, may_be_named, may_hold_string, normalize
@@ -52,7 +54,7 @@ from .redact import (
     redact_url,
 )
 from .tokens import encode_subprotocol_token
-from .trace import Trace, TraceWriter, complete_frame_record
+from .trace import DEFAULT_LIMITS, Limits, Trace, TraceWriter, complete_frame_record
 
 __all__ = ["AUTH_FORMS", "Collected", "Handshake", "Received", "Session", "connect"]
 
@@ -72,6 +74,24 @@ _WS_LOG.addFilter(RedactingFilter())
 # a frame 50 ms unwritten; the rest is margin for a busy machine (and a flush of a burst's
 # frames takes time too).
 _FLUSH_DEADLINE_NS = 5_000_000
+# The reader lets the event loop run at least this often while frames keep coming: a
+# caller's timeout is then honoured within this plus the time of one frame.
+_YIELD_EVERY_NS = 20_000_000
+# Frames websockets holds, decompressed, before it stops reading the socket (its default is
+# 16): frames of up to Limits.frame_limit each, so this bounds the memory a compressed
+# flood takes. A burst of small frames is read no slower: one read of the socket holds
+# hundreds of them, more than any such mark, so reading pauses after each read either way.
+_MAX_QUEUE = 1
+# Unread frames (received, recorded, not yet handed out) kept in memory up to this many bytes
+# of data; beyond it they are read back from the trace file when handed out, a batch at a time.
+_SPILL_AT = 16 << 20
+# Bytes read from the socket at a time (asyncio's default is 256 KiB): see _bound_reads().
+_READ_SIZE = 64 << 10
+# How long a close waits for the server's answer (websockets waits 10 s): a server that
+# never answers the client's close (a protocol violation, the end of the trace budget)
+# ends the session that much sooner.
+_CLOSE_TIMEOUT = 2.0
+_UNSPILL_BATCH = 64
 
 
 class Received:
@@ -105,6 +125,17 @@ class Received:
     @property
     def seq(self) -> int:
         return self._record["seq"]
+
+    @property
+    def size(self) -> int:
+        """The frame's size in bytes, as received (also when only its start was recorded)."""
+        return self._record["size"]
+
+    @property
+    def truncated(self) -> bool:
+        """True when the frame was over the recording limit: ``data`` holds its first bytes;
+        ``record["sha256"]`` identifies the whole (see :class:`~netra_ws.trace.Limits`)."""
+        return bool(self._record.get("truncated"))
 
     @property
     def t_mono_ns(self) -> int:
@@ -257,24 +288,33 @@ _GC_PAUSE = _GcPause()
 class Session:
     """One recorded WebSocket connection. Create it with :func:`connect`."""
 
-    def __init__(self, ws: ClientConnection, writer: TraceWriter, handshake: Handshake, url: str):
+    def __init__(
+        self, ws: ClientConnection, writer: TraceWriter, handshake: Handshake, url: str
+    ) -> None:
         self._ws = ws
         self._writer = writer
         self.handshake = handshake
         self.url = url  # redacted
-        # The reader keeps records (dicts of plain values, which the garbage collector
-        # does not track) and queues their index; Received objects are made when someone
-        # looks. A Received per frame made at once would give the collector hundreds of
-        # thousands of objects to walk during a long burst: pauses of 100+ ms, long
-        # enough to break the flush deadline.
-        self._received_records: list[dict[str, Any]] = []
-        self._received_items: list[Received] = []
+        # Frames received and not yet handed out. The reader queues records (dicts of plain
+        # values, which the garbage collector does not track); Received objects are made
+        # when someone reads. A Received per frame made at once would give the collector
+        # hundreds of thousands of objects to walk during a long burst: pauses of 100+ ms,
+        # long enough to break the flush deadline. A frame handed out is the caller's: the
+        # session keeps no reference to it (the trace has it), so a long session read with
+        # collect() holds only what the caller holds.
+        # A record, or the seq of a frame spilled to the trace file: unread frames beyond
+        # _SPILL_AT bytes are read back from the trace when handed out, not kept here.
+        self._pending: collections.deque[dict[str, Any] | int] = collections.deque()
+        self._pending_bytes = 0  # the data of the records in _pending
+        self._spilled = 0  # seqs in _pending
+        self._ready_items: collections.deque[Received] = collections.deque()
+        self._frames_received = 0
         self.close_code: int | None = None
         self.close_reason: str | None = None
-        self._next_index = 0  # the next frame next()/expect()/collect() hand out
         self._arrived = asyncio.Event()  # set when frames or the close arrive
         self._closed = asyncio.Event()
         self._flush_handle: asyncio.Handle | None = None  # a flush is scheduled
+        self._stopping: asyncio.Task[None] | None = None  # the close after the trace budget
         self._unflushed_since_ns = 0  # receipt time of the oldest frame not yet flushed
         self._reader = asyncio.create_task(self._read_forever(), name="netra-ws-reader")
         # Called at the end of close(): a live view draws its final state before the
@@ -285,7 +325,8 @@ class Session:
 
     async def _read_forever(self) -> None:
         loop = asyncio.get_running_loop()
-        writer, received, arrived = self._writer, self._received_records, self._arrived
+        writer, pending, arrived = self._writer, self._pending, self._arrived
+        yielded_ns = time.perf_counter_ns()
         try:
             while True:
                 # recv() returns without yielding to the loop while websockets holds frames
@@ -296,12 +337,29 @@ class Session:
                 # One write and flush per burst instead of per frame (a flush costs as much
                 # as receiving a frame): the line waits until the reader waits for the next
                 # frame (the flush is the next thing the loop runs), or at most the deadline.
-                record = writer.frame(
-                    "receive", data, t_wall_ns=t_wall_ns, t_mono_ns=t_mono_ns, flush=False
-                )
+                try:
+                    record = writer.frame(
+                        "receive", data, t_wall_ns=t_wall_ns, t_mono_ns=t_mono_ns, flush=False
+                    )
+                except TraceBudgetReached:
+                    self._stop_recording(loop)  # drained and counted until the close
+                    continue
+                finally:
+                    # A frame of tens of megabytes must not stay alive while the next one
+                    # is inflated: only the record (truncated above the limit) is kept.
+                    del data
                 self._flush_soon(loop, t_mono_ns)
-                received.append(record)
+                pending.append(record)
+                self._pending_bytes += len(record["data"])
+                self._frames_received += 1
                 arrived.set()
+                if writer.over_budget:
+                    self._stop_recording(loop)
+                if t_mono_ns - yielded_ns > _YIELD_EVERY_NS:
+                    # Frames of tens of megabytes keep recv() busy for long: let the loop
+                    # run (a caller's timeout, a flush) between them.
+                    await asyncio.sleep(0)
+                    yielded_ns = time.perf_counter_ns()
         except ConnectionClosed as exc:
             self._record_close(exc)
         except Exception as exc:  # a reader must never die silently: record, then stop
@@ -317,22 +375,18 @@ class Session:
 
     @property
     def received(self) -> list[Received]:
-        """Every frame received so far, in order (whether or not anyone read it)."""
-        return self._received_upto(len(self._received_records))
+        """Every frame received so far, in order (whether or not anyone read it), from the
+        trace: a session recording to a file reads them back from it (see :meth:`records`)."""
+        return [
+            Received(r)
+            for r in self._writer.records
+            if r.get("kind") == "frame" and r.get("dir") == "receive"
+        ]
 
-    def _received_upto(self, count: int) -> list[Received]:
-        items = self._received_items
-        if len(items) < count:
-            # A reader takes a burst's wrappers all at once: made with the collector held
-            # off, it looks at them once afterwards instead of every 700 of them (with a
-            # full collection each time their number grew by a quarter: 15 % of the CPU of
-            # reading a 100,000-frame burst).
-            _GC_PAUSE.hold(time.perf_counter_ns())
-            try:
-                items.extend(map(Received, self._received_records[len(items) : count]))
-            finally:
-                _GC_PAUSE.release()
-        return items
+    @property
+    def frames_received(self) -> int:
+        """How many frames were received and recorded so far."""
+        return self._frames_received
 
     def _flush_soon(self, loop: asyncio.AbstractEventLoop, t_mono_ns: int) -> None:
         """A frame was buffered at ``t_mono_ns``: make sure it is flushed within the deadline."""
@@ -343,6 +397,7 @@ class Session:
         elif t_mono_ns - self._unflushed_since_ns > _FLUSH_DEADLINE_NS:
             self._writer.flush()  # a burst that does not pause: flush on the way
             self._unflushed_since_ns = t_mono_ns
+            self._spill_unread()
 
     def _flush(self) -> None:
         self._flush_handle = None
@@ -350,19 +405,41 @@ class Session:
             self._writer.flush()
         finally:
             _GC_PAUSE.release()
+        self._spill_unread()
+
+    def _spill_unread(self) -> None:
+        """Frames nobody has read yet, beyond _SPILL_AT bytes, leave memory: they are in the
+        trace file (just flushed), and are read back from it when handed out."""
+        if self._pending_bytes <= _SPILL_AT or self._writer.path is None:
+            return
+        seqs = [r if isinstance(r, int) else r["seq"] for r in self._pending]
+        self._pending.clear()
+        self._pending.extend(seqs)
+        self._pending_bytes, self._spilled = 0, len(seqs)
+
+    def _stop_recording(self, loop: asyncio.AbstractEventLoop) -> None:
+        """The trace budget is reached: close the connection (once); the reader drains
+        what still arrives, unrecorded, until the close completes."""
+        if self._stopping is None:
+            reason = "netra-ws: trace budget reached, recording stopped"
+            self._stopping = loop.create_task(self._ws.close(1001, reason))
 
     def _record_close(self, exc: ConnectionClosed) -> None:
         rcvd, sent = exc.rcvd, exc.sent
         self.close_code = rcvd.code if rcvd is not None else 1006
         self.close_reason = rcvd.reason if rcvd is not None else ""
         # What the client's own close frame said: when websockets fails the connection
-        # (1007: a text frame that is not UTF-8; 1009: a frame over max_size) the offending
+        # (1007: a text frame that is not UTF-8; 1009: a frame over the frame limit) the offending
         # frame is never handed over, so this is the only evidence of it.
         sent_fields: dict[str, Any] = (
             {"sent_code": sent.code, "sent_reason": sent.reason} if sent else {}
         )
+        stopped: dict[str, Any] = (
+            {"stopped_by": "trace budget"} if self._stopping is not None else {}
+        )
         self._writer.record(
             "close",
+            **stopped,
             code=self.close_code,
             reason=self.close_reason,
             # No close frame received means the TCP connection just went away (1006).
@@ -386,8 +463,13 @@ class Session:
         return self._closed.is_set()
 
     def records(self) -> list[dict[str, Any]]:
-        """Every trace record so far (meta excluded), in order."""
-        return list(self._writer.records)
+        """Every trace record so far (meta excluded), in order.
+
+        A session recording to a file keeps no copy of them: they are read back from the
+        trace (only the lines written since the last call are parsed), so ask only when
+        you need them (a live view, the end of a probe).
+        """
+        return self._writer.records
 
     def to_trace(self) -> Trace:
         """The session as a :class:`~netra_ws.trace.Trace` (for ``to_frame()`` and charts)."""
@@ -411,7 +493,7 @@ class Session:
     def __repr__(self) -> str:
         state = f"closed {self.close_code}" if self.closed else "open"
         return (
-            f"<Session {self.url} {state}: {len(self._received_records)} frames received; "
+            f"<Session {self.url} {state}: {self._frames_received} frames received; "
             f"trace {self.trace_path or 'in memory'}>"
         )
 
@@ -475,28 +557,56 @@ class Session:
         """The frames received and not yet handed out, each handed out once, in order.
 
         The readers below drain it in one synchronous sweep (no await, no task switch per
-        frame): during a burst, handing a frame over costs a list index and a wrapper.
+        frame): during a burst, handing a frame over costs a wrapper and a popleft. A
+        caller may stop at any frame (the rest stay ready) and readers may interleave
+        (next() inside async for): they share the one queue.
         """
-        records, index = self._received_records, self._next_index
-        while index < len(records):
-            items = self._received_upto(len(records))
-            while index < len(items):
-                self._next_index = index + 1  # before the yield: a caller may stop here
-                yield items[index]
-                index = self._next_index  # a reader interleaved (next() inside async for)
-        # Nothing left; the caller waits with _wait() or stops at the close.
+        items, pending = self._ready_items, self._pending
+        while True:
+            if not items:
+                if not pending:
+                    return  # nothing left; the caller waits with _wait() or stops at the close
+                if self._spilled:
+                    self._unspill(_UNSPILL_BATCH)
+                else:
+                    # A burst's wrappers all at once, with the collector held off: it looks
+                    # at them once afterwards instead of every 700 of them (with a full
+                    # collection each time their number grew by a quarter: 15 % of the CPU
+                    # of reading a 100,000-frame burst).
+                    _GC_PAUSE.hold(time.perf_counter_ns())
+                    try:
+                        # Nothing spilled: every entry is a record.
+                        items.extend(map(Received, pending))  # type: ignore[arg-type]
+                        pending.clear()
+                        self._pending_bytes = 0
+                    finally:
+                        _GC_PAUSE.release()
+            yield items.popleft()
+
+    def _unspill(self, count: int) -> None:
+        """Wrap the next ``count`` unread frames, reading spilled ones back from the trace."""
+        for _ in range(min(count, len(self._pending))):
+            entry = self._pending.popleft()
+            if isinstance(entry, int):
+                self._spilled -= 1
+                record = self._writer.frame_at(entry)
+            else:
+                record = entry
+                self._pending_bytes -= len(record["data"])
+            self._ready_items.append(Received(record))
 
     async def _wait(self, deadline: float | None) -> bool:
         """Wait for new frames or the close; False when ``deadline`` (loop time) passed first."""
-        if self._next_index < len(self._received_records) or self._closed.is_set():
+        # The deadline first: frames that keep coming must not keep a caller past it.
+        remaining = None if deadline is None else deadline - asyncio.get_running_loop().time()
+        if remaining is not None and remaining <= 0:
+            return False
+        if self._ready_items or self._pending or self._closed.is_set():
             return True
         self._arrived.clear()
-        if deadline is None:
+        if remaining is None:
             await self._arrived.wait()
             return True
-        remaining = deadline - asyncio.get_running_loop().time()
-        if remaining <= 0:
-            return False
         try:
             async with asyncio.timeout(remaining):
                 await self._arrived.wait()
@@ -736,6 +846,13 @@ class connect:
     recorded in the ``open`` record's ``redirects``, and its ``url`` is where the frames came
     from.
 
+    ``limits`` (:class:`~netra_ws.trace.Limits`; the defaults when None) bound what a server
+    can make the session take: the largest frame (16 MiB: a bigger one closes the
+    connection with 1009), the bytes of a frame recorded (1 MiB: the rest is kept as its
+    size and SHA-256) and the bytes of the whole trace (256 MiB: then recording stops with a
+    mark and the session closes the connection with 1001). To set them for a
+    :class:`TraceWriter` you pass, give them to the writer.
+
     Raises :class:`ConnectRefused`, :class:`HandshakeRejected` (HTTP 401/403…),
     :class:`WaitTimeout` (``open_timeout``) or :class:`ConnectFailed`, each also recorded
     in the trace as an ``error`` record.
@@ -752,8 +869,8 @@ class connect:
         trace: str | Path | TraceWriter | None = None,
         labels: Mapping[str, Any] | None = None,
         open_timeout: float = 10.0,
-        max_size: int | None = 64 * 1024 * 1024,
         follow_redirects: bool = False,
+        limits: Limits | None = None,
     ):
         self._url = url
         self._follow_redirects = follow_redirects
@@ -763,7 +880,12 @@ class connect:
         self._trace = trace
         self._labels = {**(labels or {}), "auth": self._form}
         self._open_timeout = open_timeout
-        self._max_size = max_size
+        if isinstance(trace, TraceWriter) and limits is not None and limits != trace.limits:
+            raise ValueError(
+                "limits= applies to the trace writer connect() makes: pass them to the "
+                "TraceWriter you give instead (TraceWriter(…, limits=…))"
+            )
+        self._limits = limits or DEFAULT_LIMITS
         self._session: Session | None = None
 
     def _writer(self) -> TraceWriter:
@@ -772,7 +894,7 @@ class connect:
         path = Path(self._trace) if self._trace is not None else None
         if path is not None and path.is_dir():
             path = path / time.strftime(f"session-%Y%m%dT%H%M%S-{time.time_ns() % 10**6:06d}.jsonl")
-        return TraceWriter(path, target=self._url, labels=self._labels)
+        return TraceWriter(path, target=self._url, labels=self._labels, limits=self._limits)
 
     async def _open(self) -> Session:
         writer = self._writer()
@@ -787,7 +909,9 @@ class connect:
                 additional_headers=self._headers or None,
                 subprotocols=[Subprotocol(s) for s in self._offered] or None,
                 open_timeout=self._open_timeout,
-                max_size=self._max_size,
+                max_size=self._limits.frame_limit,
+                max_queue=_MAX_QUEUE,
+                close_timeout=_CLOSE_TIMEOUT,
                 logger=_WS_LOG,
             )
             ws = await opening
@@ -815,6 +939,7 @@ class connect:
                 raise
             raise error from exc
         assert ws.response is not None
+        _bound_reads(ws)
         handshake = Handshake(
             status=ws.response.status_code,
             subprotocol=redact_subprotocol(ws.subprotocol) if ws.subprotocol else None,
@@ -882,6 +1007,22 @@ class _Opening(websockets.asyncio.client.connect):
             )
         self.redirects.append({**hop, "followed": True})
         return target
+
+
+def _bound_reads(ws: ClientConnection) -> None:
+    """Make the connection read the socket in pieces of at most _READ_SIZE bytes.
+
+    websockets inflates every frame one read holds before it can stop reading: at deflate's
+    ratio of about 1,000 to 1, asyncio's read of 256 KiB can be 260 MiB of frames at once,
+    whatever the frame limit (a compressed flood). Smaller reads bound that; a burst of
+    small frames pays one more system call per 64 KiB, nothing measurable. asyncio's
+    transports name their read size ``max_size`` (plain sockets directly, TLS in the
+    transport's SSL protocol); a transport without it is left as it is.
+    """
+    transport = ws.transport
+    for reader in (transport, getattr(transport, "_ssl_protocol", None)):
+        if isinstance(getattr(reader, "max_size", None), int):
+            reader.max_size = _READ_SIZE  # type: ignore[union-attr]
 
 
 def _excerpt(body: str, limit: int = 200) -> str:

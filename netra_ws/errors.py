@@ -9,6 +9,7 @@ The tree::
     ├── AuthenticationFailed      accepted, then AUTH_FAILED and/or close 1008
     ├── SessionClosed             the connection closed while the caller was waiting
     ├── WaitTimeout               nothing matching arrived in time (also the open timeout)
+    ├── TraceBudgetReached        a session's trace budget is used up: nothing more is recorded
     ├── FrameParseError           a frame is not a JSON object (recorded raw, never dropped)
     ├── TraceFormatError          a file is not a netra-ws trace
     ├── HarFormatError            a file is not a HAR, or holds no WebSocket connection
@@ -46,6 +47,7 @@ __all__ = [
     "NetraWsError",
     "RedactionError",
     "SessionClosed",
+    "TraceBudgetReached",
     "TraceFormatError",
     "WaitTimeout",
 ]
@@ -149,6 +151,20 @@ class WaitTimeout(NetraWsError):
         self.waited_for = waited_for
         self.timeout = timeout
         self.received = received or []
+
+
+class TraceBudgetReached(NetraWsError):
+    """The trace of this session reached its budget (:class:`netra_ws.trace.Limits`).
+
+    Nothing more is recorded: a session closes its connection (code 1001) and its trace
+    ends with a mark that says so. To record more, start a new session with a larger
+    ``Limits(trace_budget=…)`` (``--trace-budget`` on the command line).
+    """
+
+    def __init__(self, message: str, *, budget: int, recorded: int):
+        super().__init__(message)
+        self.budget = budget
+        self.recorded = recorded
 
 
 class FrameParseError(NetraWsError, ValueError):

@@ -108,13 +108,18 @@ def _resolve(
     )
 
 
-def _writer(out: str | os.PathLike[str] | None, name: str, url: str, **labels: Any) -> TraceWriter:
-    """A trace writer for one connection: ``<out>/<name>-<time>.jsonl``, or in memory."""
+def _writer(
+    out: str | os.PathLike[str] | None, name: str, tgt: ResolvedTarget, **labels: Any
+) -> TraceWriter:
+    """A trace writer for one connection to ``tgt`` (its limits):
+    ``<out>/<name>-<time>.jsonl``, or in memory."""
     path = None
     if out is not None:
         stamp = time.strftime("%Y%m%dT%H%M%S") + f"-{time.time_ns() // 1000 % 1_000_000:06d}"
         path = Path(out) / f"{name}-{stamp}.jsonl"
-    return TraceWriter(path, target=url, labels={"probe": name, **labels})
+    return TraceWriter(
+        path, target=tgt.url, labels={"probe": name, **tgt.labels, **labels}, limits=tgt.limits
+    )
 
 
 def _traces(*writers: TraceWriter) -> tuple[Path, ...]:
@@ -173,7 +178,7 @@ async def probe_connection(
         await session.next(timeout=timeout)
 
     with _resolve(target, token, auth, dialect, server_auth) as tgt:
-        writer = _writer(out, "connection", tgt.url, **tgt.labels)
+        writer = _writer(out, "connection", tgt)
         options = {**tgt.connect_options(), "open_timeout": timeout}
         records = await _recorded(tgt.url, writer, steps, **options)
         return judge_connection(records, target=tgt.label, traces=_traces(writer))
@@ -217,7 +222,7 @@ async def probe_negative(
             await session.quiet(quiet)
 
     with _resolve(target, token, auth, dialect, server_auth) as tgt:
-        writer = _writer(out, "negative", tgt.url, **tgt.labels)
+        writer = _writer(out, "negative", tgt)
         options = {**tgt.connect_options(), "open_timeout": timeout}
         records = await _recorded(tgt.url, writer, steps, **options)
         return judge_negative(records, target=tgt.label, traces=_traces(writer))
@@ -265,7 +270,7 @@ async def probe_workflow(
             session.mark(COLLECTED_MARK, reason=run.reason, frames=len(run), timeout_s=timeout)
 
     with _resolve(target, token, auth, dialect, server_auth) as tgt:
-        writer = _writer(out, "workflow", tgt.url, profile=prof.name, **tgt.labels)
+        writer = _writer(out, "workflow", tgt, profile=prof.name)
         records = await _recorded(tgt.url, writer, steps, **tgt.connect_options())
         return judge_workflow(
             records, prof, budgets=budgets, target=tgt.label, traces=_traces(writer)
@@ -321,9 +326,7 @@ async def probe_auth(
         traces: list[Path] = []
         for credential in AUTH_MATRIX:
             token_ = tokens[credential.kind]
-            writer = _writer(
-                out, f"auth-{credential.slug}", tgt.url, credential=credential.label, **tgt.labels
-            )
+            writer = _writer(out, f"auth-{credential.slug}", tgt, credential=credential.label)
             if credential.kind != "none" and token_ is None:
                 writer.mark(  # the verdict says why
                     NOT_TRIED_MARK,
@@ -341,6 +344,7 @@ async def probe_auth(
                     auth=credential.form if token_ else "none",
                     subprotocols=credential.subprotocols or None,
                     open_timeout=timeout,
+                    follow_redirects=tgt.follow_redirects,
                 )
             name = writer.path.name if writer.path is not None else None
             rows.append(judge_auth_row(credential, records, trace=name))

@@ -62,6 +62,7 @@ from .client import AUTH_FORMS, connect
 from .redact import MIN_SECRET_LENGTH, register_secret
 from .server import EmbeddedServer
 from .tokens import mint_token
+from .trace import DEFAULT_LIMITS, Limits
 from .verdicts import target_words
 
 __all__ = [
@@ -172,6 +173,9 @@ class Target:
     server: EmbeddedServer | None = None
     owned: bool = False
     user_id: str = DEFAULT_USER
+    # How far the kit trusts the server: redirects (same origin only) and what it records.
+    follow_redirects: bool = False
+    limits: Limits = DEFAULT_LIMITS
     _faults: _FaultLog | None = field(default=None, repr=False)
 
     @property
@@ -211,15 +215,17 @@ class Target:
         return labels
 
     def connect_options(self, auth: str | None = None) -> dict[str, Any]:
-        """``token`` and ``auth`` for :func:`netra_ws.connect` (or ``capture_runs``).
+        """``token``, ``auth``, ``follow_redirects`` and ``limits`` for
+        :func:`netra_ws.connect` (or ``capture_runs``).
 
         ``auth`` overrides the target's form; without a token the form is ``"none"`` (an
         auth form with no token to send would be refused by ``connect``).
         """
         form = _auth_form(auth) if auth is not None else self.auth
+        trust = {"follow_redirects": self.follow_redirects, "limits": self.limits}
         if form == "none" or self.token is None:
-            return {"token": None, "auth": "none"}
-        return {"token": self.token, "auth": form}
+            return {"token": None, "auth": "none", **trust}
+        return {"token": self.token, "auth": form, **trust}
 
     def connect(self, *, auth: str | None = None, **options: Any) -> connect:
         """Open a recorded session to the target: ``async with target.connect(…) as s:``.
@@ -347,6 +353,8 @@ def resolve_target(
     user_id: str = DEFAULT_USER,
     dialect: str = "bridge",
     server_auth: str = "strict",
+    follow_redirects: bool = False,
+    limits: Limits | None = None,
     **server_options: Any,
 ) -> Target:
     """Turn what the caller gave into a :class:`Target`; use it with ``with``.
@@ -358,20 +366,34 @@ def resolve_target(
     ``$<token_env>`` when ``token_env`` names a variable that is set, else (embedded) one
     the server mints for ``user_id`` — else none. ``auth`` is the form the token is sent in
     (None: ``header``, or the given Target's). Raises ``ValueError`` for an unknown form
-    before anything starts. Stop the target when done (``with`` does it): only a server
-    started here is stopped.
+    before anything starts. ``follow_redirects`` and ``limits`` (:class:`~netra_ws.trace.Limits`)
+    go with every connection to it (see :func:`netra_ws.connect`). Stop the target when
+    done (``with`` does it): only a server started here is stopped.
     """
+    trust: dict[str, Any] = {
+        "follow_redirects": follow_redirects,
+        "limits": limits or DEFAULT_LIMITS,
+    }
     form = _auth_form(auth)  # first: a bad form must not start a server
     supplied, source = _given_token(token, token_env)
     if isinstance(target, Target):
         changes: dict[str, Any] = {"owned": False}
+        if follow_redirects or limits is not None:
+            changes.update(trust)
         if auth is not None:
             changes["auth"] = form
         if supplied is not None:
             changes.update(token=supplied, token_source=source)
         return replace(target, **changes)
     if isinstance(target, str):
-        return Target(url=target, auth=form, token=supplied, token_source=source, user_id=user_id)
+        return Target(
+            url=target,
+            auth=form,
+            token=supplied,
+            token_source=source,
+            user_id=user_id,
+            **trust,
+        )
     if target is not None and not isinstance(target, EmbeddedServer):
         raise TypeError(
             "target must be a URL, an EmbeddedServer, a Target or None (an embedded server), "
@@ -400,6 +422,7 @@ def resolve_target(
         owned=target is None,
         user_id=user_id,
         _faults=faults,
+        **trust,
     )
 
 

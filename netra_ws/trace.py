@@ -33,8 +33,10 @@ The module is pure: it reads and writes files, never the network.
 
 from __future__ import annotations
 
+import array
 import base64
 import functools
+import hashlib
 import io
 import itertools
 import json
@@ -58,7 +60,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from . import _trace_columns as _columns
-from .errors import FrameParseError, TraceFormatError
+from .errors import FrameParseError, TraceBudgetReached, TraceFormatError
 
 # The fields of events.normalize(), without building the Event (three times faster); the
 # name stays ``normalize`` so that tests can swap in a broken normalizer.
@@ -67,9 +69,12 @@ from .events import normalize_fields as normalize
 from .redact import redact_json
 
 __all__ = [
+    "BUDGET_MARK",
+    "DEFAULT_LIMITS",
     "FORMAT",
     "FRAME_COLUMNS",
     "MARK_COLUMNS",
+    "Limits",
     "Trace",
     "TraceWarning",
     "TraceWriter",
@@ -170,6 +175,80 @@ class TraceWarning(UserWarning):
 # --- writing -------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class Limits:
+    """How much of what a server sends the kit takes and records: what a laptop survives from
+    a server the user does not control (a flood, frames of tens of megabytes).
+
+    ``frame_limit``: the largest frame a session accepts (after decompression); a bigger one
+    makes the client close the connection with 1009, which the verdicts name. Taking a frame
+    costs about seven times its size in memory at the peak (inflating, decoding, hashing),
+    so raise it only as far as the frames you expect.
+    ``record_limit``: the bytes of one frame's data that are recorded. A frame above it is
+    recorded with its first ``record_limit`` bytes, its full ``size`` and the SHA-256 of the
+    whole (``sha256``), flagged ``truncated`` and not parsed (``parse_error`` says so).
+    ``trace_budget``: the bytes one session records (its frames' data plus 200 bytes a
+    record; JSON escaping can make the file larger). The frame that reaches it is the last
+    one recorded: a mark (:data:`BUDGET_MARK`) says so, later frames raise
+    :class:`~netra_ws.errors.TraceBudgetReached`, and a session closes its connection
+    (1001). None turns a limit off. Pass ``Limits(…)`` to :func:`netra_ws.connect` or
+    :class:`TraceWriter` (``--frame-limit``, ``--record-limit`` and ``--trace-budget`` on
+    the command line).
+
+    >>> Limits()
+    Limits(frame_limit=16777216, record_limit=1048576, trace_budget=268435456)
+    >>> Limits(trace_budget=None).describe()
+    'frames up to 16 MiB, recorded up to 1 MiB each, no trace budget'
+    """
+
+    frame_limit: int | None = 16 << 20
+    record_limit: int | None = 1 << 20
+    trace_budget: int | None = 256 << 20
+
+    def __post_init__(self) -> None:
+        for name in ("frame_limit", "record_limit", "trace_budget"):
+            value = getattr(self, name)
+            if value is not None and (type(value) is not int or value < 1):
+                raise ValueError(
+                    f"{name} must be a positive number of bytes or None, not {value!r}"
+                )
+
+    def describe(self) -> str:
+        """The limits in words, for a mark or a message."""
+        size = f"frames up to {_bytes(self.frame_limit)}" if self.frame_limit else "any frame"
+        frame = (
+            f"{size}, recorded up to {_bytes(self.record_limit)} each"
+            if self.record_limit is not None
+            else f"{size}, recorded whole"
+        )
+        budget = (
+            f"a trace budget of {_bytes(self.trace_budget)}"
+            if self.trace_budget is not None
+            else "no trace budget"
+        )
+        return f"{frame}, {budget}"
+
+
+DEFAULT_LIMITS = Limits()
+
+# The mark a writer leaves when its trace budget is reached; nothing is recorded after it.
+BUDGET_MARK = "recording stopped: trace budget reached"
+# The writer's last mark when frames came after the budget: how many were not recorded.
+_UNRECORDED_MARK = "frames not recorded after the trace budget"
+# What a recorded frame costs the budget beyond its data: the other fields of its line.
+_RECORD_OVERHEAD = 200
+
+
+def _bytes(n: int | None) -> str:
+    """A byte count for people: 1 MiB, 256 MiB, 1.5 GiB, 900 bytes."""
+    if n is None:
+        return "unlimited"
+    for unit, size in (("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)):
+        if n >= size:
+            return f"{n / size:.3g} {unit}"
+    return f"{n} bytes"
+
+
 def frame_record(
     seq: int,
     direction: str,
@@ -177,17 +256,27 @@ def frame_record(
     *,
     t_wall_ns: int,
     t_mono_ns: int,
+    record_limit: int | None = None,
 ) -> dict[str, Any]:
     """Build the trace record of one WebSocket frame (pure: nothing is written).
 
     ``data`` is the frame as the client handed it over: ``str`` for a text frame, ``bytes``
-    for a binary one. The raw data is always kept (base64 for binary). A text frame that is a
+    for a binary one. The raw data is kept (base64 for binary). A text frame that is a
     JSON object also gets every field of :meth:`netra_ws.events.Event.fields`; any other
-    frame gets ``parse_error`` saying why it was not parsed. Normally you call
-    :meth:`TraceWriter.frame`, which numbers and writes the record for you.
+    frame gets ``parse_error`` saying why it was not parsed. Above ``record_limit`` bytes
+    only the first ``record_limit`` bytes are kept, with ``truncated`` and ``sha256`` (see
+    :class:`Limits`). Normally you call :meth:`TraceWriter.frame`, which numbers and writes
+    the record for you.
+
+    >>> r = frame_record(1, "receive", '{"type":"x","pad":"' + "a" * 90 + '"}',
+    ...                  t_wall_ns=1, t_mono_ns=2, record_limit=16)
+    >>> r["size"], r["truncated"], r["data"], r["sha256"][:12]
+    (111, True, '{"type":"x","pad', '13c4302ee37a')
     """
     return complete_frame_record(
-        _raw_frame_record(seq, direction, data, t_wall_ns=t_wall_ns, t_mono_ns=t_mono_ns)
+        _raw_frame_record(
+            seq, direction, data, t_wall_ns=t_wall_ns, t_mono_ns=t_mono_ns, limit=record_limit
+        )
     )
 
 
@@ -212,7 +301,13 @@ def complete_frame_record(record: dict[str, Any]) -> dict[str, Any]:
 
 
 def _raw_frame_record(
-    seq: int, direction: str, data: str | bytes, *, t_wall_ns: int, t_mono_ns: int
+    seq: int,
+    direction: str,
+    data: str | bytes,
+    *,
+    t_wall_ns: int,
+    t_mono_ns: int,
+    limit: int | None = None,
 ) -> dict[str, Any]:
     """A frame record without the normalized fields of a text frame (the cheap part)."""
     if direction not in _DIRECTIONS:
@@ -228,17 +323,56 @@ def _raw_frame_record(
         record["opcode"] = "text"
         # surrogatepass: a str with a lone surrogate has no UTF-8 form, but recording it must
         # not crash; count the bytes it would take.
-        record["size"] = len(data) if data.isascii() else len(data.encode("utf-8", "surrogatepass"))
-        record["data"] = data
+        size = len(data) if data.isascii() else len(data.encode("utf-8", "surrogatepass"))
+        record["size"] = size
+        if limit is not None and size > limit:
+            head, digest = _head_and_digest(data, limit)
+            # A character cut in two at the limit is left out: the kept text stays valid.
+            _truncated(record, size, digest, limit, head.decode("utf-8", "ignore"), "text")
+        else:
+            record["data"] = data
     elif isinstance(data, (bytes, bytearray, memoryview)):
         raw = bytes(data)
         record["opcode"] = "binary"
         record["size"] = len(raw)
-        record["parse_error"] = f"binary frame ({len(raw)} bytes), not parsed"
-        record["data"] = base64.b64encode(raw).decode("ascii")
+        if limit is not None and len(raw) > limit:
+            kept = base64.b64encode(raw[:limit]).decode("ascii")
+            _truncated(record, len(raw), hashlib.sha256(raw).hexdigest(), limit, kept, "binary")
+        else:
+            record["parse_error"] = f"binary frame ({len(raw)} bytes), not parsed"
+            record["data"] = base64.b64encode(raw).decode("ascii")
     else:
         raise TypeError(f"frame data must be str (text) or bytes (binary), not {type(data)}")
     return record
+
+
+def _head_and_digest(text: str, limit: int) -> tuple[bytes, str]:
+    """The first ``limit`` bytes of ``text`` in UTF-8 and the SHA-256 of all of it, encoded
+    a piece at a time: a frame of tens of megabytes is never copied whole once more."""
+    digest = hashlib.sha256()
+    head = b""
+    for start in range(0, len(text), _PIECE):
+        piece = text[start : start + _PIECE].encode("utf-8", "surrogatepass")
+        digest.update(piece)
+        if len(head) < limit:
+            head += piece[: limit - len(head)]
+    return head, digest.hexdigest()
+
+
+_PIECE = 1 << 20  # characters encoded at a time by _head_and_digest
+
+
+def _truncated(
+    record: dict[str, Any], size: int, digest: str, limit: int, kept: str, what: str
+) -> None:
+    """Fill in a frame over the recording limit: its first bytes, the SHA-256 of the whole."""
+    record["truncated"] = True
+    record["sha256"] = digest
+    record["parse_error"] = (
+        f"{what} frame of {size:,} bytes, over the recording limit of {limit:,}: "
+        f"not parsed; its first {limit:,} bytes and the SHA-256 of the whole are kept"
+    )
+    record["data"] = kept
 
 
 def _parse_text(data: str) -> dict[str, Any]:
@@ -264,8 +398,9 @@ class TraceWriter:
     Every line is flushed as it is written, so a crash loses at most the line being written;
     a reader of bursts may pass ``flush=False`` to :meth:`frame` and call :meth:`flush` once
     per burst instead (the :class:`~netra_ws.Session` does, within 5 ms).
-    The records are also kept in memory (:attr:`meta`, :attr:`records`, :meth:`to_trace`);
-    with ``path=None`` nothing is written to disk at all (a throwaway session). Safe to share
+    :attr:`meta`, :attr:`records` and :meth:`to_trace` give what was written; with
+    ``path=None`` nothing is written to disk at all and the records are kept in memory (a
+    throwaway session), with a file they are not (:attr:`records` reads them back). Safe to share
     between threads (a notebook thread marking while the event-loop thread records frames):
     lines never interleave and ``seq`` never repeats.
 
@@ -284,14 +419,25 @@ class TraceWriter:
         target: str = "",
         session: str | None = None,
         labels: Mapping[str, Any] | None = None,
+        limits: Limits = DEFAULT_LIMITS,
     ) -> None:
         self._path = Path(path) if path is not None else None
+        self._limits = limits
+        self._recorded = 0  # what the frames cost the trace budget so far
+        self._over_budget = False
+        self._unrecorded = 0  # frames refused after the budget was reached
         self._file = _create(self._path) if self._path is not None else None
         self._session = session or uuid.uuid4().hex[:12]
         self._lock = threading.Lock()
         self._seq = 0
         self._closed = False
+        # Records kept in memory: every one without a file; with a file none (the file has
+        # them: a long session must not grow in memory), and those read back from it by
+        # ``records`` (up to ``_read_upto`` bytes of the file).
         self._records: list[dict[str, Any]] = []
+        self._read_upto = 0
+        self._written = 0  # bytes written to the file
+        self._frame_offsets = array.array("q")  # where the line of frame seq N starts: [N-1]
         # Records written but not yet on disk (frame(flush=False)): encoded, and their text
         # frames normalized, when they are flushed.
         self._pending: list[dict[str, Any]] = []
@@ -321,14 +467,31 @@ class TraceWriter:
         return self._session
 
     @property
+    def limits(self) -> Limits:
+        """The recording limit and trace budget this writer applies (:class:`Limits`)."""
+        return self._limits
+
+    @property
+    def over_budget(self) -> bool:
+        """True once the trace budget is reached: :meth:`frame` records nothing more."""
+        return self._over_budget
+
+    @property
     def meta(self) -> dict[str, Any]:
         """A copy of the ``meta`` header record, as written."""
         return dict(self._meta)
 
     @property
     def records(self) -> list[dict[str, Any]]:
-        """A copy of every record written so far after the header, in order."""
+        """A copy of every record written so far after the header, in order.
+
+        A writer with a file keeps none in memory: they are read back from the file, and
+        only the lines written since the last call are parsed (a list of those records is
+        then kept, as the caller asked for them).
+        """
         with self._lock:
+            if self._path is not None:
+                return self._read_back()
             # Frames buffered, or written during a burst, get their fields now.
             for record in itertools.islice(self._records, self._complete_upto, None):
                 if record["kind"] == "frame":
@@ -336,8 +499,46 @@ class TraceWriter:
             self._complete_upto = len(self._records)
             return list(self._records)
 
+    def frame_at(self, seq: int) -> dict[str, Any]:
+        """The record of frame ``seq`` as written, read back from the file (a writer with a
+        file keeps none in memory). Raises ``KeyError`` for a frame it did not record, and
+        ``ValueError`` for a writer without a file."""
+        with self._lock:
+            if self._path is None:
+                raise ValueError("frame_at() reads a trace file: this writer has none")
+            if self._pending and not self._closed:
+                self._write_pending()
+            if not 0 < seq <= len(self._frame_offsets):
+                raise KeyError(f"frame {seq} was not recorded (frames 1 to {self._seq})")
+            offset = self._frame_offsets[seq - 1]
+        with self._path.open("rb") as f:
+            f.seek(offset)
+            record = _columns.parse_line(f.readline().rstrip(b"\n"), terminated=True)
+        if not isinstance(record, dict) or record.get("seq") != seq:
+            raise TraceFormatError(f"{self._path}: frame {seq} is not where it was written")
+        return complete_frame_record(record)
+
+    def _read_back(self) -> list[dict[str, Any]]:
+        # Called with the lock held.
+        assert self._path is not None
+        if self._pending and not self._closed:
+            self._write_pending()
+        with self._path.open("rb") as f:
+            f.seek(self._read_upto)
+            data = f.read()
+        end = data.rfind(b"\n") + 1  # whole lines only: a line being written is not read
+        for raw in data[:end].splitlines():
+            at_start = self._read_upto == 0
+            self._read_upto += len(raw) + 1
+            record = _columns.parse_line(raw, terminated=True)
+            if isinstance(record, dict) and not (at_start and record["kind"] == "meta"):
+                if record["kind"] == "frame":
+                    complete_frame_record(record)
+                self._records.append(record)
+        return list(self._records)
+
     def to_trace(self) -> Trace:
-        """The records so far as a :class:`Trace`, without reading the file back."""
+        """The records so far as a :class:`Trace` (read back from the file, if any)."""
         return Trace(self._meta, self.records, path=self._path)
 
     @property
@@ -356,6 +557,11 @@ class TraceWriter:
     ) -> dict[str, Any]:
         """Write one frame (``direction`` "send" or "receive") and return its record.
 
+        The writer's :class:`Limits` apply: a frame over the recording limit is recorded
+        truncated; the frame that reaches the trace budget is the last one recorded (a
+        :data:`BUDGET_MARK` follows it) and later calls raise
+        :class:`~netra_ws.errors.TraceBudgetReached` (they are counted in a last mark).
+
         Take ``t_wall_ns = time.time_ns()`` and ``t_mono_ns = time.perf_counter_ns()`` when
         the frame is handed over, before any parsing. ``seq`` starts at 1 and counts both
         directions together, so it gives the order in which the client saw the frames.
@@ -373,16 +579,50 @@ class TraceWriter:
         with self._lock:
             if self._closed:
                 self._check_open()  # raises
+            if self._over_budget:
+                self._unrecorded += 1
+                raise TraceBudgetReached(
+                    f"the trace budget ({self._limits.describe()}) is used up: this frame and "
+                    "the ones after it are not recorded; start a new session with a larger "
+                    "Limits(trace_budget=…) to record more",
+                    budget=self._limits.trace_budget or 0,
+                    recorded=self._recorded,
+                )
             record = _raw_frame_record(
-                self._seq + 1, direction, data, t_wall_ns=t_wall_ns, t_mono_ns=t_mono_ns
+                self._seq + 1,
+                direction,
+                data,
+                t_wall_ns=t_wall_ns,
+                t_mono_ns=t_mono_ns,
+                limit=self._limits.record_limit,
             )
             if flush:
                 self._append(complete_frame_record(record))
             else:  # _append's work, inline: this runs for every frame of a burst
                 self._pending.append(record)
-                self._records.append(record)
+                if self._path is None:
+                    self._records.append(record)
             self._seq += 1
+            budget = self._limits.trace_budget
+            if budget is not None:
+                self._recorded += len(record["data"]) + _RECORD_OVERHEAD
+                if self._recorded >= budget:
+                    self._over_budget = True
+                    self._append(self._budget_mark(BUDGET_MARK, frames=self._seq))
         return record
+
+    def _budget_mark(self, label: str, **fields: Any) -> dict[str, Any]:
+        mark: dict[str, Any] = redact_json(
+            {
+                "kind": "mark",
+                "label": label,
+                **_timestamps(None, None),
+                "trace_budget": self._limits.trace_budget,
+                "recorded_bytes": self._recorded,
+                **fields,
+            }
+        )
+        return mark
 
     def flush(self) -> None:
         """Write the lines :meth:`frame` buffered (``flush=False``) and flush the file.
@@ -437,6 +677,10 @@ class TraceWriter:
         """Write what is buffered and close the file. Calling it again does nothing."""
         with self._lock:
             if not self._closed:
+                if self._unrecorded:
+                    self._append(
+                        self._budget_mark(_UNRECORDED_MARK, frames=self._unrecorded), flush=False
+                    )
                 if self._pending:
                     self._write_pending()
                 self._closed = True
@@ -473,7 +717,7 @@ class TraceWriter:
         self._pending.append(record)
         if flush:
             self._write_pending()
-        if record["kind"] != "meta":
+        if record["kind"] != "meta" and self._path is None:
             self._records.append(record)
 
     def _write_pending(self) -> None:
@@ -495,6 +739,16 @@ class TraceWriter:
             else _encode_record(record)
             for record in pending
         ]
+        # Where each frame's line starts (bytes, as the file encodes it): frame_at() reads
+        # one back without scanning.
+        offset, offsets = self._written, self._frame_offsets
+        for record, line in zip(pending, lines, strict=True):
+            if record["kind"] == "frame":
+                offsets.append(offset)
+            offset += 1 + (
+                len(line) if line.isascii() else len(line.encode("utf-8", "backslashreplace"))
+            )
+        self._written = offset
         self._file.write("\n".join(lines) + "\n")
         self._file.flush()
 

@@ -52,7 +52,7 @@ from .expect import (
     overall_status,
 )
 from .redact import redact_url
-from .trace import Trace
+from .trace import BUDGET_MARK, Trace
 from .untrusted import for_terminal
 
 __all__ = [
@@ -538,10 +538,31 @@ def _handshake_end(error: Record) -> ConnectionEnd:
     return ConnectionEnd("unreachable", f"the target was not reached: {message}", at_connect=True)
 
 
+def kit_stopped(records: Sequence[Record]) -> str | None:
+    """Why the kit itself ended the recording, in words, or None: its trace budget was
+    reached (a :data:`~netra_ws.trace.BUDGET_MARK`). What came after is not in the trace,
+    so nothing about the server may rest on its absence: the verdicts that need it are
+    inconclusive."""
+    mark = next(iter(marks_of(records, BUDGET_MARK)), None)
+    if mark is None:
+        return None
+    budget = mark.get("trace_budget")
+    size = f" of {budget / 2**20:g} MiB" if isinstance(budget, int) else ""
+    return (
+        f"the kit stopped recording: its trace budget{size} was reached after frame "
+        f"#{mark.get('frames')}, and the session closed the connection (1001); what the "
+        "server sent after that is not in the trace. Rerun with a larger --trace-budget "
+        "(Limits(trace_budget=…)) to see it."
+    )
+
+
 def connection_problem(records: Sequence[Record]) -> str | None:
-    """What broke the connection, in words, or None: how it ended (:func:`connection_end`)
-    when that was not "accepted", else why the probe stopped (its mark), else a close the
-    server started."""
+    """What broke the connection, in words, or None: the kit's own stop (its trace budget),
+    else how it ended (:func:`connection_end`) when that was not "accepted", else why the
+    probe stopped (its mark), else a close the server started."""
+    by_kit = kit_stopped(records)
+    if by_kit is not None:
+        return by_kit
     end = connection_end(records)
     if end.kind != "accepted":
         return end.words
@@ -680,6 +701,8 @@ def judge_negative(
         else f" One read right after sending {head} returned {trap_text}."
     )
     status = FAILED if problem and checks.status == PASSED else checks.status
+    if status == FAILED and checks.status == PASSED and kit_stopped(records):
+        status = INCONCLUSIVE  # the kit's own limit is no finding about the server
     if status == PASSED:
         explanation = (
             f"none of the {len(checks)} output event names sent as input ({', '.join(names)}) "
@@ -736,6 +759,20 @@ def judge_workflow(
         )
     problem = connection_problem(records)
     status = FAILED if problem else checks.status
+    stopped = kit_stopped(records)
+    if stopped is not None:
+        # The rest of the run is in what was not recorded: a check that failed on the part
+        # that was (a missing terminal event, an unpaired tool) may fail only because of the
+        # cut, so the checks are reported, not judged.
+        found = "; ".join(f"{c.name}: {c.explanation}" for c in checks.failures)
+        return ProbeResult(
+            "workflow",
+            INCONCLUSIVE,
+            f"{stopped} On the recorded part: {found}" if found else stopped,
+            traces=traces,
+            facts=facts,
+            checks=checks,
+        )
     if status == PASSED:
         explanation = f"{checks['agent events'].explanation} All {len(checks)} checks passed."
     else:

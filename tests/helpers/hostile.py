@@ -13,14 +13,17 @@ import hashlib
 import socket
 import struct
 import threading
+import zlib
 from collections.abc import Callable
 
 _GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 
 
-def frame(opcode: int, payload: bytes, *, masked: bool = False, fin: bool = True) -> bytes:
+def frame(
+    opcode: int, payload: bytes, *, masked: bool = False, fin: bool = True, rsv1: bool = False
+) -> bytes:
     """One WebSocket frame as a server would write it (or, ``masked``, as it must not)."""
-    head = bytes([(0x80 if fin else 0) | opcode])
+    head = bytes([(0x80 if fin else 0) | (0x40 if rsv1 else 0) | opcode])
     size = len(payload)
     mask_bit = 0x80 if masked else 0
     if size < 126:
@@ -120,5 +123,43 @@ def http_answer(status: str, headers: dict[str, str], body: bytes = b"") -> Call
 
     def behave(sock: socket.socket, request: bytes) -> None:
         sock.sendall(raw)
+
+    return behave
+
+
+def deflated(text: bytes) -> bytes:
+    """``text`` compressed as one permessage-deflate message without context takeover."""
+    compressor = zlib.compressobj(9, zlib.DEFLATED, -15)
+    data = compressor.compress(text) + compressor.flush(zlib.Z_SYNC_FLUSH)
+    return data[:-4] if data.endswith(b"\x00\x00\xff\xff") else data
+
+
+def deflate_flood(count: int, size: int, *, linger: float = 30.0) -> Callable[..., None]:
+    """Upgrade with permessage-deflate, welcome, then ``count`` text frames of ``size``
+    bytes each, compressed about a thousand to one (the flood of Issue #22: 24 frames of
+    60 MiB are 1.5 MB on the wire), then hold the connection open for ``linger`` seconds."""
+    head = b'{"type":"agent_thinking","data":{"thought":"'
+    body = head + b"a" * (size - len(head) - 3) + b'"}}'
+    # RSV1 set: a compressed message (RFC 7692 §6).
+    flood = frame(0x1, deflated(body), rsv1=True)
+    welcome = frame(0x1, deflated(b'{"type":"connection_established","data":{}}'), rsv1=True)
+
+    def behave(sock: socket.socket, request: bytes) -> None:
+        if b"permessage-deflate" not in request.lower():
+            raise AssertionError("the client did not offer permessage-deflate")
+        answer = upgrade_response(request).replace(
+            b"\r\n\r\n",
+            b"\r\nSec-WebSocket-Extensions: permessage-deflate; server_no_context_takeover"
+            b"; client_no_context_takeover\r\n\r\n",
+        )
+        sock.sendall(answer + welcome)
+        for _ in range(count):
+            sock.sendall(flood)
+        sock.settimeout(linger)
+        try:
+            while sock.recv(65536):
+                pass
+        except OSError:
+            pass
 
     return behave
