@@ -26,7 +26,7 @@ LAB_AUTO := $(if $(filter 0,$(shell id -u)),--allow-root) \
 # The pure modules (no network): their docstring examples run in `make test`. The same list
 # as the strict [[tool.mypy.overrides]] of pyproject.toml (tests/test_exports.py checks);
 # wildcard drops a name that is not a file (report.py became the report/ package).
-PURE_MODULES := $(wildcard $(addprefix netra_ws/,events.py trace.py _trace_columns.py \
+PURE_MODULES := $(wildcard $(addprefix netra_ws/,events.py limits.py trace.py _trace_columns.py \
 	expect.py analysis.py redact.py har.py tokens.py errors.py verdicts.py untrusted.py \
 	report.py report/*.py browse.py diff.py tables.py))
 # plots.py and load/__init__.py are pure too, but not strict-typed: their examples run, they

@@ -60,8 +60,8 @@ _EXPORTS: dict[str, tuple[str, ...]] = {
     "server": ("EmbeddedServer", "ReferenceServer", "Scenario", "ServerConfig", "ToolCall"),
     "tokens": ("mint_token",),
     "verdicts": ("ProbeReport", "ProbeResult"),
+    "limits": ("Limits",),
     "trace": (
-        "Limits",
         "Trace",
         "TraceWarning",
         "TraceWriter",

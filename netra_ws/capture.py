@@ -23,9 +23,10 @@ from ._loop import LoopThread
 from .client import connect
 from .errors import NetraWsError
 from .events import TERMINAL_EVENTS
+from .limits import DEFAULT_LIMITS
 from .server import EmbeddedServer
 from .target import Target, resolve_target
-from .trace import DEFAULT_LIMITS, TraceWriter, load_traces
+from .trace import TraceWriter, load_traces
 
 __all__ = ["capture_runs"]
 

@@ -18,8 +18,9 @@ import signal
 import sys
 import textwrap
 from collections.abc import Callable, Sequence
-from typing import TypeVar
+from typing import Any, TypeVar
 
+from .limits import DEFAULT_LIMITS, Limits, parse_size, size_words
 from .server import (
     AUTH_FAILURES,
     AUTH_MODES,
@@ -100,6 +101,7 @@ examples: drop:tool_completed  stall:agent_thinking#2:2.5@run=2
 Every fault is logged as: FAULT <kind> <event> run=<run_id> conn=<connection_id>
 """
 
+
 def _error(message: str) -> None:
     """One error line on stderr. It may quote a server or a file (a close reason, a body, an
     event name): those pass through the one terminal neutraliser, so no byte of theirs can
@@ -139,6 +141,54 @@ def _argument(load: Callable[[str], T]) -> Callable[[str], T]:
 
     convert.__name__ = load.__name__
     return convert
+
+
+def _add_trust_options(parser: argparse.ArgumentParser) -> None:
+    """How far the kit trusts a server the user does not control (Issue #22)."""
+    parser.add_argument(
+        "--follow-redirects",
+        action="store_true",
+        help="follow an HTTP redirect at the handshake when it stays on the same origin "
+        "(never with the token to another one); by default a redirect is recorded and reported",
+    )
+    for flag, default, what in (
+        (
+            "--frame-limit",
+            DEFAULT_LIMITS.frame_limit,
+            "the largest frame taken (bigger: the "
+            "client closes with 1009); memory at the peak is about seven times it",
+        ),
+        (
+            "--record-limit",
+            DEFAULT_LIMITS.record_limit,
+            "bytes of one frame recorded (above: the first bytes, the size and the SHA-256)",
+        ),
+        (
+            "--trace-budget",
+            DEFAULT_LIMITS.trace_budget,
+            "bytes one connection records; then "
+            "recording stops with a mark and the connection is closed (1001)",
+        ),
+    ):
+        parser.add_argument(
+            flag,
+            type=_argument(parse_size),
+            default=default,
+            metavar="SIZE",
+            help=f"{what} (default {size_words(default)}; 'none' for no limit)",
+        )
+
+
+def _trust(args: argparse.Namespace) -> dict[str, Any]:
+    """The ``follow_redirects`` and ``limits`` of :func:`~netra_ws.target.resolve_target`."""
+    return {
+        "follow_redirects": args.follow_redirects,
+        "limits": Limits(
+            frame_limit=args.frame_limit,
+            record_limit=args.record_limit,
+            trace_budget=args.trace_budget,
+        ),
+    }
 
 
 def _positive_float(text: str) -> float:
@@ -355,6 +405,7 @@ def _probe(args: argparse.Namespace) -> int:
         user_id=PROBE_USER,
         dialect=args.dialect,
         server_auth=args.server_auth,
+        **_trust(args),
     ) as target:
         if target.token is not None and (malformed := _not_a_jwt(target.token)):
             # A finding, not a stop: the server should refuse it, and the probes say so.
@@ -464,6 +515,7 @@ def _connect(args: argparse.Namespace) -> int:
         auth=args.auth,
         dialect=args.dialect,
         server_auth=args.server_auth,
+        **_trust(args),
     ) as target:
         return run_console(target, out=args.out, color=_color(args, sys.stdout))
 
@@ -538,6 +590,7 @@ def _add_investigation_commands(commands: argparse._SubParsersAction) -> None:  
     )
     connect.add_argument("--out", default="data", help="directory for the trace")
     connect.add_argument("--no-color", action="store_true", help="plain output (also $NO_COLOR)")
+    _add_trust_options(connect)
     connect.set_defaults(func=_connect)
 
     show = commands.add_parser(
@@ -870,6 +923,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="print the verdicts, the diagnosis and the evidence (trace files, frame numbers) "
         "as JSON, for scripts and CI, instead of the table",
     )
+    _add_trust_options(probe)
     probe.set_defaults(func=_probe)
     import_har = commands.add_parser(
         "import-har",

@@ -46,6 +46,7 @@ from .errors import (
     WaitTimeout,
 )
 from .events import Event, may_be_named, may_hold_string, normalize
+from .limits import DEFAULT_LIMITS, Limits
 from .redact import (
     RedactingFilter,
     redact_headers,
@@ -54,7 +55,7 @@ from .redact import (
     redact_url,
 )
 from .tokens import encode_subprotocol_token
-from .trace import DEFAULT_LIMITS, Limits, Trace, TraceWriter, complete_frame_record
+from .trace import Trace, TraceWriter, complete_frame_record
 
 __all__ = ["AUTH_FORMS", "Collected", "Handshake", "Received", "Session", "connect"]
 
@@ -134,7 +135,7 @@ class Received:
     @property
     def truncated(self) -> bool:
         """True when the frame was over the recording limit: ``data`` holds its first bytes;
-        ``record["sha256"]`` identifies the whole (see :class:`~netra_ws.trace.Limits`)."""
+        ``record["sha256"]`` identifies the whole (see :class:`~netra_ws.limits.Limits`)."""
         return bool(self._record.get("truncated"))
 
     @property
@@ -846,7 +847,7 @@ class connect:
     recorded in the ``open`` record's ``redirects``, and its ``url`` is where the frames came
     from.
 
-    ``limits`` (:class:`~netra_ws.trace.Limits`; the defaults when None) bound what a server
+    ``limits`` (:class:`~netra_ws.limits.Limits`; the defaults when None) bound what a server
     can make the session take: the largest frame (16 MiB: a bigger one closes the
     connection with 1009), the bytes of a frame recorded (1 MiB: the rest is kept as its
     size and SHA-256) and the bytes of the whole trace (256 MiB: then recording stops with a
@@ -912,6 +913,7 @@ class connect:
                 max_size=self._limits.frame_limit,
                 max_queue=_MAX_QUEUE,
                 close_timeout=_CLOSE_TIMEOUT,
+                create_connection=_Connection,
                 logger=_WS_LOG,
             )
             ws = await opening
@@ -974,6 +976,26 @@ class connect:
     async def __aexit__(self, *exc_info: object) -> None:
         assert self._session is not None
         await self._session.close()
+
+
+class _Connection(ClientConnection):
+    """websockets' connection, with its close timeout kept when the server breaks a rule.
+
+    When a frame breaks the protocol or the frame limit (1002, 1007, 1009), websockets sends
+    its close frame and then waits for the server to close the TCP connection; it enforces
+    its close timeout only while someone is closing or sending. A server that never closes
+    would keep the session open and its reader waiting for good. Here the connection is
+    aborted at that deadline, and the session records the close the client sent.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._abort_at: asyncio.TimerHandle | None = None
+
+    def data_received(self, data: bytes) -> None:
+        super().data_received(data)
+        if self.close_deadline is not None and self._abort_at is None:
+            self._abort_at = self.loop.call_at(self.close_deadline, self.transport.abort)
 
 
 class _Opening(websockets.asyncio.client.connect):

@@ -154,7 +154,7 @@ class WaitTimeout(NetraWsError):
 
 
 class TraceBudgetReached(NetraWsError):
-    """The trace of this session reached its budget (:class:`netra_ws.trace.Limits`).
+    """The trace of this session reached its budget (:class:`netra_ws.limits.Limits`).
 
     Nothing more is recorded: a session closes its connection (code 1001) and its trace
     ends with a mark that says so. To record more, start a new session with a larger

@@ -59,10 +59,10 @@ import jwt
 import pandas as pd
 
 from .client import AUTH_FORMS, connect
+from .limits import DEFAULT_LIMITS, Limits
 from .redact import MIN_SECRET_LENGTH, register_secret
 from .server import EmbeddedServer
 from .tokens import mint_token
-from .trace import DEFAULT_LIMITS, Limits
 from .verdicts import target_words
 
 __all__ = [
@@ -366,7 +366,7 @@ def resolve_target(
     ``$<token_env>`` when ``token_env`` names a variable that is set, else (embedded) one
     the server mints for ``user_id`` — else none. ``auth`` is the form the token is sent in
     (None: ``header``, or the given Target's). Raises ``ValueError`` for an unknown form
-    before anything starts. ``follow_redirects`` and ``limits`` (:class:`~netra_ws.trace.Limits`)
+    before anything starts. ``follow_redirects`` and ``limits`` (:class:`~netra_ws.limits.Limits`)
     go with every connection to it (see :func:`netra_ws.connect`). Stop the target when
     done (``with`` does it): only a server started here is stopped.
     """

@@ -66,15 +66,14 @@ from .errors import FrameParseError, TraceBudgetReached, TraceFormatError
 # name stays ``normalize`` so that tests can swap in a broken normalizer.
 from .events import RUN_TRIGGER_TYPES, Event
 from .events import normalize_fields as normalize
+from .limits import DEFAULT_LIMITS, Limits
 from .redact import redact_json
 
 __all__ = [
     "BUDGET_MARK",
-    "DEFAULT_LIMITS",
     "FORMAT",
     "FRAME_COLUMNS",
     "MARK_COLUMNS",
-    "Limits",
     "Trace",
     "TraceWarning",
     "TraceWriter",
@@ -175,78 +174,13 @@ class TraceWarning(UserWarning):
 # --- writing -------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Limits:
-    """How much of what a server sends the kit takes and records: what a laptop survives from
-    a server the user does not control (a flood, frames of tens of megabytes).
-
-    ``frame_limit``: the largest frame a session accepts (after decompression); a bigger one
-    makes the client close the connection with 1009, which the verdicts name. Taking a frame
-    costs about seven times its size in memory at the peak (inflating, decoding, hashing),
-    so raise it only as far as the frames you expect.
-    ``record_limit``: the bytes of one frame's data that are recorded. A frame above it is
-    recorded with its first ``record_limit`` bytes, its full ``size`` and the SHA-256 of the
-    whole (``sha256``), flagged ``truncated`` and not parsed (``parse_error`` says so).
-    ``trace_budget``: the bytes one session records (its frames' data plus 200 bytes a
-    record; JSON escaping can make the file larger). The frame that reaches it is the last
-    one recorded: a mark (:data:`BUDGET_MARK`) says so, later frames raise
-    :class:`~netra_ws.errors.TraceBudgetReached`, and a session closes its connection
-    (1001). None turns a limit off. Pass ``Limits(…)`` to :func:`netra_ws.connect` or
-    :class:`TraceWriter` (``--frame-limit``, ``--record-limit`` and ``--trace-budget`` on
-    the command line).
-
-    >>> Limits()
-    Limits(frame_limit=16777216, record_limit=1048576, trace_budget=268435456)
-    >>> Limits(trace_budget=None).describe()
-    'frames up to 16 MiB, recorded up to 1 MiB each, no trace budget'
-    """
-
-    frame_limit: int | None = 16 << 20
-    record_limit: int | None = 1 << 20
-    trace_budget: int | None = 256 << 20
-
-    def __post_init__(self) -> None:
-        for name in ("frame_limit", "record_limit", "trace_budget"):
-            value = getattr(self, name)
-            if value is not None and (type(value) is not int or value < 1):
-                raise ValueError(
-                    f"{name} must be a positive number of bytes or None, not {value!r}"
-                )
-
-    def describe(self) -> str:
-        """The limits in words, for a mark or a message."""
-        size = f"frames up to {_bytes(self.frame_limit)}" if self.frame_limit else "any frame"
-        frame = (
-            f"{size}, recorded up to {_bytes(self.record_limit)} each"
-            if self.record_limit is not None
-            else f"{size}, recorded whole"
-        )
-        budget = (
-            f"a trace budget of {_bytes(self.trace_budget)}"
-            if self.trace_budget is not None
-            else "no trace budget"
-        )
-        return f"{frame}, {budget}"
-
-
-DEFAULT_LIMITS = Limits()
 
 # The mark a writer leaves when its trace budget is reached; nothing is recorded after it.
 BUDGET_MARK = "recording stopped: trace budget reached"
 # The writer's last mark when frames came after the budget: how many were not recorded.
 _UNRECORDED_MARK = "frames not recorded after the trace budget"
 # What a recorded frame costs the budget beyond its data: the other fields of its line.
-_RECORD_OVERHEAD = 200
-
-
-def _bytes(n: int | None) -> str:
-    """A byte count for people: 1 MiB, 256 MiB, 1.5 GiB, 900 bytes."""
-    if n is None:
-        return "unlimited"
-    for unit, size in (("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)):
-        if n >= size:
-            return f"{n / size:.3g} {unit}"
-    return f"{n} bytes"
+_RECORD_OVERHEAD = 300
 
 
 def frame_record(
@@ -265,8 +199,8 @@ def frame_record(
     JSON object also gets every field of :meth:`netra_ws.events.Event.fields`; any other
     frame gets ``parse_error`` saying why it was not parsed. Above ``record_limit`` bytes
     only the first ``record_limit`` bytes are kept, with ``truncated`` and ``sha256`` (see
-    :class:`Limits`). Normally you call :meth:`TraceWriter.frame`, which numbers and writes
-    the record for you.
+    :class:`~netra_ws.limits.Limits`). Normally you call :meth:`TraceWriter.frame`, which
+    numbers and writes the record for you.
 
     >>> r = frame_record(1, "receive", '{"type":"x","pad":"' + "a" * 90 + '"}',
     ...                  t_wall_ns=1, t_mono_ns=2, record_limit=16)
@@ -468,7 +402,7 @@ class TraceWriter:
 
     @property
     def limits(self) -> Limits:
-        """The recording limit and trace budget this writer applies (:class:`Limits`)."""
+        """The limits this writer applies (:class:`~netra_ws.limits.Limits`)."""
         return self._limits
 
     @property
@@ -557,9 +491,9 @@ class TraceWriter:
     ) -> dict[str, Any]:
         """Write one frame (``direction`` "send" or "receive") and return its record.
 
-        The writer's :class:`Limits` apply: a frame over the recording limit is recorded
-        truncated; the frame that reaches the trace budget is the last one recorded (a
-        :data:`BUDGET_MARK` follows it) and later calls raise
+        The writer's :class:`~netra_ws.limits.Limits` apply: a frame over the recording
+        limit is recorded truncated; the frame that reaches the trace budget is the last one
+        recorded (a :data:`BUDGET_MARK` follows it) and later calls raise
         :class:`~netra_ws.errors.TraceBudgetReached` (they are counted in a last mark).
 
         Take ``t_wall_ns = time.time_ns()`` and ``t_mono_ns = time.perf_counter_ns()`` when

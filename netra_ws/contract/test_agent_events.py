@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-from typing import Any
 
 import pytest
 
@@ -40,15 +39,12 @@ def probes() -> dict[str, ProbeResult]:
     out = _setting("NETRA_WS_OUT")
 
     async def run(target: Target) -> dict[str, ProbeResult]:
-        options: dict[str, Any] = {"out": out, **target.connect_options()}
         return {
-            "connection": await probe_connection(target.where, timeout=min(timeout, 10), **options),
+            "connection": await probe_connection(target, timeout=min(timeout, 10), out=out),
             "negative": await probe_negative(
-                target.where, quiet=quiet, timeout=min(timeout, 10), **options
+                target, quiet=quiet, timeout=min(timeout, 10), out=out
             ),
-            "workflow": await probe_workflow(
-                target.where, profile=profile, timeout=timeout, **options
-            ),
+            "workflow": await probe_workflow(target, profile=profile, timeout=timeout, out=out),
         }
 
     # NETRA_WS_URL unset: an embedded server, stopped as soon as the probes have run.
