@@ -1,8 +1,9 @@
 """Load (Issue #17): ``serve --workers``, the session judge, and real Locust runs, small.
 
 The Locust runs are real processes (``serve --workers 2``, a Locust master and two workers,
-or one local Locust) for a few seconds with ~50 users; every process is killed in a
-``finally``. They read Locust's own CSV output and the sampled traces, as a user would.
+or one local Locust) for a few seconds with at most 40 users; every process is killed in a
+``finally``. They read Locust's own CSV output and the sampled traces, as a user would: one
+workload run both ways gives the same stats rows and traces the kit's report reads.
 """
 
 from __future__ import annotations
@@ -19,10 +20,12 @@ import tomllib
 from collections.abc import Iterator
 from pathlib import Path
 
+import pandas as pd
 import pytest
 from conftest import FAST, t
 
-from netra_ws.load import FAILURES, RUN, foreign_events, judge_session
+from netra_ws.load import CONNECT, FAILURES, FIRST_EVENT, RUN, foreign_events, judge_session
+from netra_ws.report import build_report
 from netra_ws.server import EmbeddedServer, parse_fault
 from netra_ws.server.faults import plan_run
 from netra_ws.server.scenario import run_rng, run_steps
@@ -155,25 +158,68 @@ def _serve(procs: list[subprocess.Popen], tmp_path: Path, *args: str) -> tuple[s
     return url, log
 
 
-def _locust(procs: list[subprocess.Popen], cwd: Path, *args: str) -> subprocess.Popen:
+STATS = "stats"  # each Locust run's --csv prefix, in its own folder
+
+
+def _locust(procs: list[subprocess.Popen], cwd: Path, log: str, *args: str) -> subprocess.Popen:
     proc = subprocess.Popen(
         [sys.executable, "-m", "locust", "-f", str(LOCUSTFILE), *args],
         cwd=cwd,
         stdout=subprocess.DEVNULL,
-        stderr=(cwd / f"locust-{len(procs)}.log").open("w"),
+        stderr=(cwd / log).open("w"),
         start_new_session=True,
     )
     procs.append(proc)
     return proc
 
 
-def _stats(prefix: Path) -> dict[str, dict[str, str]]:
-    with Path(f"{prefix}_stats.csv").open(newline="") as f:
+def _run_locust(
+    procs: list[subprocess.Popen],
+    cwd: Path,
+    url: str,
+    *args: str,
+    users: int,
+    seconds: int,
+    workers: int = 0,
+) -> int:
+    """One headless Locust run from ``cwd`` to its end; its exit code.
+
+    ``workers=0``: one local process; else a master that expects ``workers`` worker
+    processes, started beside it. The CSV goes to ``cwd/STATS_*.csv``, the sampled traces to
+    ``cwd/data/load-<time>/`` (the locustfile's default), so runs in two folders never mix.
+    """
+    cwd.mkdir(exist_ok=True)
+    common = ("--host", url, "--headless", "-u", str(users), "-r", str(users))
+    # --stop-timeout lets the sessions in flight finish: no sampled trace is cut short.
+    common += ("-t", f"{seconds}s", "--stop-timeout", "5s", "--csv", str(cwd / STATS), *args)
+    if not workers:
+        main = _locust(procs, cwd, "locust.log", *common)
+    else:
+        port = str(_free_port())
+        main = _locust(
+            procs,
+            cwd,
+            "locust.log",
+            *("--master", "--master-bind-port", port, "--expect-workers", str(workers)),
+            *("--expect-workers-max-wait", str(int(t(30)))),
+            *common,
+        )
+        for index in range(workers):
+            _locust(procs, cwd, f"worker-{index}.log", "--worker", "--master-port", port)
+    try:
+        return main.wait(timeout=seconds + t(40))
+    except subprocess.TimeoutExpired:
+        pytest.fail("Locust did not stop:\n" + (cwd / "locust.log").read_text()[-3000:])
+
+
+def _stats(cwd: Path) -> dict[str, dict[str, str]]:
+    """Locust's stats CSV of the run in ``cwd``, by Name (every row is WS but Aggregated)."""
+    with (cwd / f"{STATS}_stats.csv").open(newline="") as f:
         return {row["Name"]: row for row in csv.DictReader(f)}
 
 
-def _failures(prefix: Path) -> dict[str, int]:
-    with Path(f"{prefix}_failures.csv").open(newline="") as f:
+def _failures(cwd: Path) -> dict[str, int]:
+    with (cwd / f"{STATS}_failures.csv").open(newline="") as f:
         return {row["Error"]: int(row["Occurrences"]) for row in csv.DictReader(f)}
 
 
@@ -192,76 +238,81 @@ def test_serve_workers_spreads_connections_over_two_processes(tmp_path):
     assert {line.split(" worker ")[1].split()[0] for line in opened} == {"1", "2"}
 
 
-@pytest.mark.slow
-def test_locust_master_and_two_workers_run_the_workflow(tmp_path):
-    prefix = tmp_path / "stats"
-    port = str(_free_port())
-    with _processes() as procs:
-        url, _ = _serve(procs, tmp_path, "--auth", "strict")
-        master = _locust(
-            procs,
-            tmp_path,
-            *("--master", "--master-bind-port", port, "--expect-workers", "2"),
-            *("--expect-workers-max-wait", str(int(t(30)))),
-            *("--host", url, "--headless", "-u", "50", "-r", "50", "-t", "5s"),
-            *("--stop-timeout", "5s"),
-            *("--csv", str(prefix), "--trace-every", "20", "--run-timeout", str(t(10))),
-        )
-        for _ in range(2):
-            _locust(procs, tmp_path, "--worker", "--master-port", port)
-        assert master.wait(timeout=t(45)) == 0, (tmp_path / "locust-1.log").read_text()[-3000:]
+def _stat_rows(stats: dict[str, dict[str, str]]) -> set[tuple[str, str]]:
+    """The CSV's rows as (Type, Name): one per phase, and ("", "Aggregated")."""
+    return {(row["Type"], name) for name, row in stats.items()}
 
-    stats = _stats(prefix)
-    runs = int(stats[RUN]["Request Count"])
-    assert runs >= 50  # every user ran at least one workflow in 5 s
-    assert int(stats[RUN]["Failure Count"]) == 0
-    assert _failures(prefix) == {}
-    for phase in ("connect", "first event", "gap → agent_thinking", "gap → agent_completed"):
-        assert int(stats[phase]["Request Count"]) > 0, phase
-    assert 0 < float(stats["first event"]["Median Response Time"]) < t(1) * 1000
 
-    # One folder for the run, named by the master, one subfolder per worker.
-    (run_dir,) = (tmp_path / "data").glob("load-*")
-    assert sorted(p.name for p in run_dir.iterdir()) == ["worker-0", "worker-1"]
+def _sampled_traces(cwd: Path, trace_every: int) -> tuple[Path, list[Path], pd.DataFrame]:
+    """The run's one trace folder, its traces (one subfolder per Locust process), loaded."""
+    (run_dir,) = (cwd / "data").glob("load-*")
     traces = sorted(run_dir.rglob("*.jsonl"))
-    # One in 20 of each worker's sessions (the first of each worker included); slack for
-    # the master's CSV, which counts what the workers had reported when it stopped.
-    assert 2 <= len(traces) <= runs * 1.2 // 20 + 2
+    runs = int(_stats(cwd)[RUN]["Request Count"])
+    processes = len(list(run_dir.iterdir()))
+    # Each process records its sessions 1, 1 + N, 1 + 2N…; slack for a CSV that counts
+    # what the workers had reported when the master stopped.
+    assert processes <= len(traces) <= runs * 1.2 // trace_every + processes
     frames = load_traces(traces)
-    # --stop-timeout lets the sessions in flight finish: every sampled one is complete.
+    # --stop-timeout let the sessions in flight finish: every sampled one is complete.
     assert frames["trace"].nunique() == len(traces)
     assert (frames["event"] == "agent_completed").sum() == len(traces)
-    # The kit's report reads the run as it reads any capture.
-    report = tmp_path / "report.md"
-    subprocess.run(
-        [sys.executable, "-m", "netra_ws", "report", str(run_dir), "--out", str(report)],
-        check=False,
-        capture_output=True,
-        timeout=t(60),
-    )
-    assert report.exists() and "agent_completed" in report.read_text()
+    return run_dir, traces, frames
+
+
+@pytest.mark.slow
+def test_locust_local_and_distributed_give_the_same_stats_and_traces(tmp_path):
+    """The same workload, one Locust process, then a master and two workers: same rows."""
+    users, every = 40, 20
+    workload = ("--trace-every", str(every), "--run-timeout", str(t(10)))
+    local, distributed = tmp_path / "local", tmp_path / "distributed"
+    with _processes() as procs:
+        url, _ = _serve(procs, tmp_path, "--auth", "strict")
+        for cwd, workers in ((local, 0), (distributed, 2)):
+            code = _run_locust(procs, cwd, url, *workload, users=users, seconds=3, workers=workers)
+            assert code == 0, (cwd / "locust.log").read_text()[-3000:]
+
+    stats = {cwd.name: _stats(cwd) for cwd in (local, distributed)}
+    # Every phase has a row of its own, in both forms: missing one is a failure.
+    one_form_only = _stat_rows(stats["local"]) ^ _stat_rows(stats["distributed"])
+    assert not one_form_only, f"stats rows of one form only: {sorted(one_form_only)}"
+    phases = (CONNECT, FIRST_EVENT, "gap → agent_thinking", "gap → agent_completed", RUN)
+    assert {("WS", phase) for phase in phases} | {("", "Aggregated")} <= _stat_rows(stats["local"])
+    for form, rows in stats.items():
+        for name, row in rows.items():
+            assert int(row["Request Count"]) > 0 and int(row["Failure Count"]) == 0, (form, name)
+        assert int(rows[RUN]["Request Count"]) >= users, form  # every user ran a workflow
+        assert 0 < float(rows[FIRST_EVENT]["Median Response Time"]) < t(1) * 1000, form
+        assert _failures(tmp_path / form) == {}, form
+
+    named: dict[str, set[str]] = {}
+    for cwd, processes in ((local, ["local"]), (distributed, ["worker-0", "worker-1"])):
+        run_dir, traces, frames = _sampled_traces(cwd, every)
+        # One folder per run, named by the master (or the local process), one per process.
+        assert sorted(path.name for path in run_dir.iterdir()) == processes
+        # The kit's report reads a load run as it reads any capture, and names its events.
+        report = build_report(run_dir, charts=False)
+        assert sorted(report.traces) == traces
+        assert report.verdict != "failed", report.summary()  # no probe traces: inconclusive
+        events = set(frames["event"].dropna())
+        named[cwd.name] = {event for event in events if f"`{event}`" in report.markdown}
+        assert named[cwd.name] == events, cwd.name
+    assert named["local"] == named["distributed"]
+    assert {"connection_established", "agent_started", "agent_completed"} <= named["local"]
 
 
 def test_locust_users_report_a_cross_delivery_as_a_failure(tmp_path):
-    prefix = tmp_path / "stats"
     with _processes() as procs:
         url, _ = _serve(
             procs, tmp_path, "--auth", "strict", "--fault", "cross-deliver:tool_executing"
         )
-        local = _locust(
-            procs,
-            tmp_path,
-            *("--host", url, "--headless", "-u", "10", "-r", "10", "-t", "3s"),
-            *("--stop-timeout", "5s"),
-            *("--csv", str(prefix), "--trace-every", "1000"),
-        )
-        assert local.wait(timeout=t(30)) == 1  # Locust's exit code when requests failed
+        code = _run_locust(procs, tmp_path, url, "--trace-every", "1000", users=10, seconds=3)
+        assert code == 1  # Locust's exit code when requests failed
 
-    stats = _stats(prefix)
+    stats = _stats(tmp_path)
     runs = int(stats[RUN]["Request Count"])
     assert runs >= 10
     assert int(stats[RUN]["Failure Count"]) == runs
-    assert _failures(prefix) == {"cross-delivered": runs}
+    assert _failures(tmp_path) == {"cross-delivered": runs}
     # The failed sessions keep their traces (beyond the 1-in-1000 sample), 100 at most; the
     # CSV holds the final figures (the locustfile waits for Locust's last snapshot).
     traces = sorted((tmp_path / "data").glob("load-*/local/*.jsonl"))
@@ -271,24 +322,17 @@ def test_locust_users_report_a_cross_delivery_as_a_failure(tmp_path):
 
 
 def test_locust_users_with_tokens_the_server_refuses_report_auth_refused(tmp_path):
-    prefix = tmp_path / "stats"
     tokens = tmp_path / "tokens.txt"
     # Signed with another secret: the strict server accepts the handshake, then refuses.
     other_secret = "not-the-server-s-secret-" + "x" * 16
     tokens.write_text("\n".join(mint_token(f"u{i}", secret=other_secret) for i in range(3)))
     with _processes() as procs:
         url, _ = _serve(procs, tmp_path, "--auth", "strict")
-        local = _locust(
-            procs,
-            tmp_path,
-            *("--host", url, "--headless", "-u", "3", "-r", "3", "-t", "3s"),
-            *("--stop-timeout", "5s"),
-            *("--csv", str(prefix), "--token-file", str(tokens), "--trace-every", "0"),
-        )
-        assert local.wait(timeout=t(30)) == 1
+        tokens_args = ("--token-file", str(tokens), "--trace-every", "0")
+        assert _run_locust(procs, tmp_path, url, *tokens_args, users=3, seconds=3) == 1
 
-    stats = _stats(prefix)
+    stats = _stats(tmp_path)
     runs = int(stats[RUN]["Request Count"])
     assert runs >= 3
-    assert _failures(prefix) == {"auth refused": runs}
+    assert _failures(tmp_path) == {"auth refused": runs}
     assert "first event" not in stats
