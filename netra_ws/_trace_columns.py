@@ -1,14 +1,15 @@
 """Trace records to Arrow columns and DataFrames: the reading half of :mod:`netra_ws.trace`.
 
-Private; :func:`netra_ws.trace.read_trace`, :meth:`~netra_ws.trace.Trace.to_frame` and
-:func:`netra_ws.trace.load_traces` are the public entry points.
+Private; :func:`netra_ws.trace.read_trace`, :func:`netra_ws.trace.iter_trace`,
+:meth:`~netra_ws.trace.Trace.to_frame` and :func:`netra_ws.trace.load_traces` are the
+public entry points.
 
 Why it is shaped this way: a trace is JSON Lines in which nearly every line is a frame
 record that :class:`~netra_ws.trace.TraceWriter` wrote, starting ``{"kind":"frame",``.
 Decoding a million of those one by one with :func:`json.loads` and then building columns
 from dicts takes tens of seconds, so :func:`scan` has pyarrow's multithreaded JSON reader
 parse the whole file with an explicit schema (the frame columns), while Python splits the
-file into lines (in chunks, by Arrow) to tell the frame lines from the others and read
+file into lines (in chunks, with numpy) to tell the frame lines from the others and read
 the few other lines (the header, open/close/error records, marks) with :mod:`json`. When
 the two readings do not agree row for row, or a line is damaged, the file is read again
 the careful way: chunk by chunk, each chunk parsed by pyarrow, a chunk pyarrow refuses
@@ -18,6 +19,12 @@ damaged, and the result never depends on which path read a line; the tests compa
 
 A frame written with its keys in another order (another tool) is first read by Python to
 learn that it is a frame, then parsed by pyarrow with the others: correct, only slower.
+
+A partial read (some columns, some rows) and :func:`iter_scan` always go the careful way,
+chunk by chunk, so that what was not asked for is dropped a chunk at a time: pyarrow is
+given only the asked-for columns (a frame's text left out is never built), rows outside
+the range are dropped as each chunk is parsed, and the memory is a few chunks (or the
+longest line, always read whole) plus the result, whatever the file's size.
 """
 
 from __future__ import annotations

@@ -1023,6 +1023,8 @@ def _chosen_columns(columns: Iterable[str] | None) -> Mapping[str, str]:
         )
     if len(set(names)) != len(names):
         raise ValueError(f"columns lists a name twice: {names}")
+    if names == list(FRAME_COLUMNS):
+        return FRAME_COLUMNS  # every column, in order: a whole read
     return MappingProxyType({name: FRAME_COLUMNS[name] for name in names})
 
 

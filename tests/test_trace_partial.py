@@ -355,3 +355,12 @@ def test_huge_frames_read_without_data_take_far_less_than_the_file(tmp_path: Pat
     assert measured["events"] == ["agent_thinking"] * 11
     growth_mib, size_mib = measured["growth"] / 2**20, size / 2**20
     assert growth_mib < 0.5 * size_mib, f"{growth_mib:.0f} MiB for a {size_mib:.0f} MiB file"
+
+
+def test_every_column_in_order_is_a_whole_read(tmp_path: Path):
+    path = write_mixed(tmp_path / "t.jsonl")
+
+    trace = quietly(read_trace, path, columns=list(FRAME_COLUMNS))
+
+    assert trace.partial is None
+    assert len(trace.records) == len(quietly(read_trace, path).records)
