@@ -65,6 +65,7 @@ _EXPORTS: dict[str, tuple[str, ...]] = {
         "Trace",
         "TraceWarning",
         "TraceWriter",
+        "iter_trace",
         "load_traces",
         "read_parquet",
         "read_trace",

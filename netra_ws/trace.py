@@ -37,15 +37,17 @@ import array
 import base64
 import functools
 import hashlib
+import html
 import io
 import itertools
 import json
 import os
+import sys
 import threading
 import time
 import uuid
 import warnings
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from importlib import metadata
@@ -79,6 +81,7 @@ __all__ = [
     "TraceWriter",
     "complete_frame_record",
     "frame_record",
+    "iter_trace",
     "load_traces",
     "read_parquet",
     "read_trace",
@@ -120,6 +123,8 @@ FRAME_COLUMNS: Mapping[str, str] = MappingProxyType(
         "error_code": "string",
         "server_ts": "float64",
         "parse_error": "string",
+        "truncated": "boolean",
+        "sha256": "string",
         "data": "string",
     }
 )
@@ -839,6 +844,13 @@ class Trace:
     dicts cost seconds and gigabytes that :meth:`to_frame` does not need; the file must
     then still be there, unchanged. Edit ``records`` freely: :meth:`to_frame` and
     :meth:`marks_frame` follow the records once they have been read.
+
+    A *partial* trace (``read_trace(path, columns=…, rows=…)``, or one chunk of
+    :func:`iter_trace`) holds only those frame columns and rows, and says so in its repr
+    (``partial`` tells what it holds). Its :meth:`to_frame` has just those columns and
+    rows; its ``marks`` and :meth:`marks_frame` work (marks are read whole); its
+    ``records``, ``frames`` and :meth:`filter` raise ValueError instead of pretending to
+    be the whole trace: call :func:`read_trace` without ``columns`` and ``rows`` for them.
     """
 
     def __init__(
@@ -854,25 +866,50 @@ class Trace:
         self._records: list[dict[str, Any]] | None = list(records)
         self._scan: _Scanned | None = None
         self.skipped_lines: int = skipped_lines
+        # What a partial trace holds ("columns=[…], rows=range(…)"), None for a whole one.
+        self.partial: str | None = None
+        self._columns: Mapping[str, str] = FRAME_COLUMNS  # what to_frame() returns
 
     @classmethod
-    def _scanned(cls, meta: dict[str, Any], scanned: _Scanned, *, path: Path) -> Trace:
-        trace = cls(meta, [], path=path, skipped_lines=len(scanned.scan.problems))
+    def _scanned(
+        cls,
+        meta: dict[str, Any],
+        scanned: _Scanned,
+        *,
+        path: Path,
+        columns: Mapping[str, str] = FRAME_COLUMNS,
+        partial: str | None = None,
+        skipped_lines: int | None = None,
+    ) -> Trace:
+        skipped = len(scanned.scan.problems) if skipped_lines is None else skipped_lines
+        trace = cls(meta, [], path=path, skipped_lines=skipped)
         trace._records = None
         trace._scan = scanned
+        trace._columns = columns
+        trace.partial = partial
         return trace
 
     @property
     def records(self) -> list[dict[str, Any]]:
-        """Every record after the header, in file order (read from the file on first use)."""
+        """Every record after the header, in file order (read from the file on first use).
+
+        Raises ValueError for a partial trace, which holds only some frames or columns.
+        """
         if self._records is None:
             assert self._scan is not None and self.path is not None
+            if self.partial is not None:
+                raise ValueError(
+                    f"this Trace holds only part of {self.path} ({self.partial}), so it has "
+                    f"no records: call read_trace({str(self.path)!r}) without columns and "
+                    "rows to read them, or use to_frame() and marks of this one"
+                )
             self._records = self._scan.read_records(self.path)
         return self._records
 
     @records.setter
     def records(self, records: Iterable[dict[str, Any]]) -> None:
         self._records = list(records)
+        self.partial, self._columns = None, FRAME_COLUMNS  # the records are the trace now
 
     @property
     def frames(self) -> list[dict[str, Any]]:
@@ -899,10 +936,12 @@ class Trace:
 
         ``t_wall`` is ``t_wall_ns`` as a UTC datetime; ``t_s`` is seconds since the first
         record of the trace that has a ``t_mono_ns`` (so the open record, or the first frame).
-        Fields a record lacks (a trace imported from elsewhere) are NA. Pass the result to
-        the :mod:`netra_ws.analysis` functions, or filter it with ordinary pandas.
+        Fields a record lacks (a trace imported from elsewhere) are NA; ``truncated`` is
+        False for a frame recorded whole. A partial trace has only the columns it was read
+        with. Pass the result to the :mod:`netra_ws.analysis` functions, or filter it with
+        ordinary pandas.
         """
-        return _columns.to_pandas(self._frame_columns(), FRAME_COLUMNS)
+        return _columns.to_pandas(self._frame_columns(), self._columns)
 
     def marks_frame(self) -> pd.DataFrame:
         """One row per mark, with the columns and dtypes of :data:`MARK_COLUMNS`.
@@ -949,6 +988,9 @@ class Trace:
         return Trace(self.meta, chosen, path=self.path)
 
     def _repr_html_(self) -> str:
+        if self._records is None and self.partial is not None:
+            # No records to list: the repr says what it holds and to_frame() shows it.
+            return f"<pre>{html.escape(repr(self))}</pre>"
         from .browse import html_listing
 
         return html_listing(self.records, title=repr(self))
@@ -957,23 +999,24 @@ class Trace:
         where = self.path.name if self.path is not None else "in memory"
         if self._records is None:
             assert self._scan is not None
-            frames = self._scan.scan.frames.num_rows
+            frames = self._scan.frames.num_rows
             records = frames + len(self._scan.others)
         else:
             frames, records = len(self.frames), len(self._records)
+        partial = f" partial: {self.partial}" if self.partial is not None else ""
         return (
             f"<Trace {where} session={self.session!r} frames={frames} "
-            f"records={records} skipped_lines={self.skipped_lines}>"
+            f"records={records} skipped_lines={self.skipped_lines}{partial}>"
         )
 
     def _frame_columns(self) -> pa.Table:
-        """The frame table in Arrow, FRAME_COLUMNS order, derived columns included."""
+        """The frame table in Arrow, in the order of the columns asked for, derived included."""
         if self._records is None:
             assert self._scan is not None
             stored = self._scan.frames
         else:
             stored = _normalize_missing(_columns.arrow_table(self.frames, _STORED_FRAME_COLUMNS))
-        return _with_derived(stored, FRAME_COLUMNS, session=self.session, t0_ns=self._t0_ns())
+        return _with_derived(stored, self._columns, session=self.session, t0_ns=self._t0_ns())
 
     def _records_or_others(self) -> list[dict[str, Any]]:
         # Marks are never frames: the scan's other records hold them all.
@@ -985,7 +1028,8 @@ class Trace:
     def _t0_ns(self) -> int | None:
         if self._records is None:
             assert self._scan is not None
-            return self._scan.t0_ns()
+            t0 = self._scan.scan.t0
+            return t0[1] if t0 is not None else None
         for record in self._records:
             t_mono_ns = record.get("t_mono_ns")
             if type(t_mono_ns) is int:
@@ -1020,24 +1064,13 @@ class _Scanned:
                 records.append(result)
         return records
 
-    def t0_ns(self) -> int | None:
-        """The t_mono_ns of the first record (in file order) that has an integer one."""
-        best: tuple[int, int] | None = None  # (line, t_mono_ns)
-        for line, record in zip(self.other_lines, self.others, strict=True):
-            t_mono_ns = record.get("t_mono_ns")
-            if type(t_mono_ns) is int:
-                best = (line, t_mono_ns)
-                break
-        t_mono = self.scan.frames.column("t_mono_ns")
-        if t_mono.null_count < len(t_mono):
-            row = int(np.argmax(t_mono.is_valid().to_numpy(zero_copy_only=False)))
-            line = int(self.scan.frame_lines[row])
-            if best is None or line < best[0]:
-                best = (line, t_mono[row].as_py())
-        return best[1] if best is not None else None
 
-
-def read_trace(path: str | os.PathLike[str]) -> Trace:
+def read_trace(
+    path: str | os.PathLike[str],
+    *,
+    columns: Iterable[str] | None = None,
+    rows: range | slice | None = None,
+) -> Trace:
     """Load one trace file, tolerating what a crash or a careless edit leaves behind.
 
     Lines that are not JSON objects with a string ``kind`` (including a last line cut short
@@ -1046,66 +1079,260 @@ def read_trace(path: str | os.PathLike[str]) -> Trace:
     :class:`~netra_ws.errors.TraceFormatError` when the file is empty, holds no readable
     record, or is not a netra-ws trace (an unknown ``format``, another tool's JSON Lines).
     Continue with :meth:`Trace.to_frame`; a million frames load in a few seconds.
+
+    A whole read holds about twice the file in memory. For a big trace, ask for less:
+    ``columns`` names the :data:`FRAME_COLUMNS` to load (leave out ``"data"``, the frame
+    text, and it is never built: a trace of 60 MiB frames then loads in a few MiB beyond
+    its longest line), ``rows`` a ``range`` or ``slice`` of frame positions (0-based, in
+    file order; start and stop not negative) to keep. The file is then read 64 MiB at a
+    time and what was not asked for dropped as it goes, so the memory is what you asked
+    for plus about three times a chunk (or the longest line, which is always read whole).
+    The result is a *partial* :class:`Trace`: its :meth:`~Trace.to_frame` has those
+    columns and rows with the values a whole read gives them (``t_s`` counts from the
+    same origin), its ``records`` raise ValueError. To walk every frame in bounded
+    memory, use :func:`iter_trace`.
+
+    A frame above the recorder's size limit has ``truncated`` True, ``sha256`` the digest
+    of the whole frame, ``size`` its full size and ``data`` only its first bytes.
     """
-    return _read_trace(Path(path), stacklevel=3)
+    return _read_trace(Path(path), stacklevel=3, columns=columns, rows=rows)
 
 
-def _read_trace(path: Path, *, stacklevel: int) -> Trace:
-    scan = _columns.scan(path, _STORED_FRAME_COLUMNS)
-    problems = scan.problems
-    other_lines = [line for line, _ in scan.others]
-    others = [record for _, record in scan.others]
-    first_frame_line = int(scan.frame_lines[0]) if len(scan.frame_lines) else None
-
-    if not others and first_frame_line is None:
-        if scan.line_count == 0:
-            raise TraceFormatError(f"{path}: not a netra-ws trace: the file is empty")
-        raise TraceFormatError(
-            f"{path}: not a netra-ws trace: none of its {scan.line_count} line(s) is a JSON "
-            f"object with a string 'kind' ({_describe(problems)})"
+def _read_trace(
+    path: Path,
+    *,
+    stacklevel: int,
+    columns: Iterable[str] | None = None,
+    rows: range | slice | None = None,
+) -> Trace:
+    chosen = _chosen_columns(columns)
+    chosen_rows = _chosen_rows(rows)
+    if chosen is FRAME_COLUMNS and chosen_rows is None:
+        scan = _columns.scan(path, _STORED_FRAME_COLUMNS)
+    else:
+        scan = _columns.scan(
+            path, _scan_columns(chosen), rows=chosen_rows, complete=_normalize_missing
         )
+    header = _Header.of(path, scan)
+    header.warn(path, scan.problems, stacklevel=stacklevel + 1)
+    if chosen is FRAME_COLUMNS and chosen_rows is None:
+        frames = _normalize_missing(scan.frames)
+        partial = None
+    else:
+        frames = scan.frames  # completed chunk by chunk
+        what = [f"columns={list(chosen)}"] if chosen is not FRAME_COLUMNS else []
+        what += [f"rows={chosen_rows}"] if chosen_rows is not None else []
+        partial = ", ".join(what)
+    scanned = header.scanned(scan, frames)
+    return Trace._scanned(header.meta, scanned, path=path, columns=chosen, partial=partial)
 
-    # The header counts only as the very first readable record.
-    first_is_other = bool(others) and (
-        first_frame_line is None or other_lines[0] < first_frame_line
+
+def iter_trace(
+    path: str | os.PathLike[str],
+    *,
+    chunk_bytes: int = _columns.CHUNK_BYTES,
+    columns: Iterable[str] | None = None,
+) -> Iterator[Trace]:
+    """Walk a trace of any size a chunk at a time: one partial :class:`Trace` per chunk.
+
+    The file is read ``chunk_bytes`` of whole lines at a time (a line longer than that is
+    read whole, as a chunk of its own), and each chunk is yielded as a :class:`Trace` with
+    the same ``meta``, the chunk's frames (consecutive, in file order) and the marks and
+    other records of its lines; ``columns`` is as for :func:`read_trace`. Only one chunk is
+    held at a time, so memory stays about three times ``chunk_bytes`` (or the longest
+    line) whatever the file's size: keep what you need of each chunk, for example
+    ``pd.concat(t.to_frame() for t in iter_trace(p, columns=["seq", "event", "size"]))``.
+    ``t_s`` counts from the first record with a clock, as in a whole read.
+
+    Tolerant like :func:`read_trace`, with the same errors for a file that is not a trace
+    (raised on the first step). Unreadable lines are reported chunk by chunk: one
+    :class:`TraceWarning` per chunk that has some, giving that chunk's count and lines, and
+    each chunk's ``skipped_lines`` is its own count (add them up for the file's total).
+    A missing header is reported once, with the first chunk.
+    """
+    source = Path(path)
+    if chunk_bytes < 1:
+        raise ValueError(f"chunk_bytes must be at least 1, not {chunk_bytes}")
+    chosen = _chosen_columns(columns)
+    what = f"columns={list(chosen)}, " if chosen is not FRAME_COLUMNS else ""
+    scans = _columns.iter_scan(
+        source, _scan_columns(chosen), chunk_bytes=chunk_bytes, complete=_normalize_missing
     )
-    first_kind = others[0]["kind"] if first_is_other else "frame"
-    meta: dict[str, Any] = {}
-    header_line = None
-    if first_kind == "meta":
-        fmt = others[0].get("format")
-        if fmt not in _KNOWN_FORMATS:
-            raise TraceFormatError(
-                f"{path}: unknown trace format {fmt!r}; this version of netra_ws reads "
-                f"{FORMAT!r} (upgrade netra_ws, or check that this is a netra-ws trace)"
-            )
-        meta, header_line = others[0], other_lines[0]
-        others, other_lines = others[1:], other_lines[1:]
-    elif first_frame_line is None and not any(r["kind"] in _KNOWN_KINDS for r in others):
-        kinds = sorted({record["kind"] for record in others})[:5]
-        raise TraceFormatError(
-            f"{path}: not a netra-ws trace: no 'meta' header and no known record kind "
-            f"(saw kinds {kinds})"
-        )
+    return _iter_chunks(source, scans, chosen, what)
 
-    if problems:
-        warnings.warn(
-            TraceWarning(
-                f"{path}: skipped {len(problems)} unreadable line(s) ({_describe(problems)})"
-            ),
-            stacklevel=stacklevel,
+
+def _iter_chunks(
+    path: Path, scans: Iterator[_columns.Scan], chosen: Mapping[str, str], what: str
+) -> Iterator[Trace]:
+    header: _Header | None = None
+    unread: list[tuple[int, str]] = []  # problems of the chunks before the first record
+    number = 0
+    line = 1
+    for scan in scans:
+        number += 1
+        first_line, line = line, scan.line_count + 1
+        if header is None:
+            if not scan.others and scan.first_frame_line is None:
+                unread += scan.problems  # nothing readable yet: the header may come later
+                continue
+            scan.problems[:0] = unread
+            header = _Header.of(path, scan)
+            header.warn(path, scan.problems, stacklevel=3, chunk=number)
+        elif scan.problems:
+            _warn_skipped(path, scan.problems, stacklevel=3, chunk=number)
+        first = scan.frame_count - scan.frames.num_rows
+        partial = (
+            f"{what}chunk {number}, lines {first_line}-{scan.line_count}, "
+            f"frames {first}-{scan.frame_count - 1}"
         )
-    if not meta:
-        warnings.warn(
-            TraceWarning(
-                f"{path}: no 'meta' header (the first record is {first_kind!r}); "
-                "loaded without session, target and labels"
-            ),
-            stacklevel=stacklevel,
+        chunk = Trace._scanned(
+            header.meta, header.scanned(scan, scan.frames), path=path, columns=chosen,
+            partial=partial,
+        )  # fmt: skip
+        del scan  # held only by the chunk, which the caller may drop before the next one
+        yield chunk
+        del chunk
+    if header is None:  # no readable record in the whole file: the errors of read_trace
+        empty = _columns.Scan(
+            pa.table({}), np.zeros(0, np.int64), [], unread, line - 1, 0, 0, None, None
         )
-    frames = _normalize_missing(scan.frames)
-    scanned = _Scanned(scan, frames, others, other_lines, header_line)
-    return Trace._scanned(meta, scanned, path=path)
+        _Header.of(path, empty)
+
+
+def _chosen_columns(columns: Iterable[str] | None) -> Mapping[str, str]:
+    """The FRAME_COLUMNS asked for, in the order asked (FRAME_COLUMNS itself for None)."""
+    if columns is None:
+        return FRAME_COLUMNS
+    names = [columns] if isinstance(columns, str) else list(columns)
+    unknown = [name for name in names if name not in FRAME_COLUMNS]
+    if unknown:
+        raise ValueError(
+            f"unknown frame column(s) {unknown}: choose among FRAME_COLUMNS ({list(FRAME_COLUMNS)})"
+        )
+    if len(set(names)) != len(names):
+        raise ValueError(f"columns lists a name twice: {names}")
+    if names == list(FRAME_COLUMNS):
+        return FRAME_COLUMNS  # every column, in order: a whole read
+    return MappingProxyType({name: FRAME_COLUMNS[name] for name in names})
+
+
+def _chosen_rows(rows: range | slice | None) -> range | None:
+    """``rows`` as a range of positions from 0 (stop sys.maxsize for an open end), or None."""
+    if rows is None:
+        return None
+    if isinstance(rows, slice):
+        rows = range(
+            0 if rows.start is None else rows.start,
+            sys.maxsize if rows.stop is None else rows.stop,
+            1 if rows.step is None else rows.step,
+        )
+    if not isinstance(rows, range):
+        raise TypeError(f"rows must be a range or a slice of frame positions, not {type(rows)}")
+    if rows.start < 0 or rows.stop < 0 or rows.step < 1:
+        raise ValueError(
+            f"rows={rows}: give positions from the start of the trace (0 is the first frame) "
+            "and a positive step; the number of frames is known only once the file is read"
+        )
+    return rows
+
+
+def _scan_columns(chosen: Mapping[str, str]) -> dict[str, str]:
+    """The stored columns to parse for the frame columns ``chosen`` of a partial read.
+
+    Derived columns need their source (t_wall: t_wall_ns, t_s: t_mono_ns); the origin of
+    t_s needs t_mono_ns anyway; a normalized field (or data) needs what tells a frame
+    written without its fields (opcode, envelope, parse_error), so that they are added.
+    """
+    needed = {"t_mono_ns"}
+    needed |= {name for name in chosen if name in _STORED_FRAME_COLUMNS}
+    if "t_wall" in chosen:
+        needed.add("t_wall_ns")
+    if needed & (_NORMALIZED_COLUMNS.keys() | {"data"}):
+        needed |= {"opcode", "envelope", "parse_error"}
+    return {name: dtype for name, dtype in _STORED_FRAME_COLUMNS.items() if name in needed}
+
+
+@dataclass(frozen=True)
+class _Header:
+    """The ``meta`` header of a scanned file (``{}`` without one) and where it was."""
+
+    meta: dict[str, Any]
+    line: int | None
+    first_kind: str
+
+    @classmethod
+    def of(cls, path: Path, scan: _columns.Scan) -> _Header:
+        """The header of the file whose (first) scan is ``scan``; raises TraceFormatError
+        when the scan holds no readable record or the file is not a netra-ws trace."""
+        others = scan.others
+        first_frame_line = scan.first_frame_line
+        if not others and first_frame_line is None:
+            if scan.line_count == 0:
+                raise TraceFormatError(f"{path}: not a netra-ws trace: the file is empty")
+            raise TraceFormatError(
+                f"{path}: not a netra-ws trace: none of its {scan.line_count} line(s) is a "
+                f"JSON object with a string 'kind' ({_describe(scan.problems)})"
+            )
+        # The header counts only as the very first readable record.
+        first_is_other = bool(others) and (
+            first_frame_line is None or others[0][0] < first_frame_line
+        )
+        first_kind = others[0][1]["kind"] if first_is_other else "frame"
+        if first_kind == "meta":
+            line, meta = others[0]
+            fmt = meta.get("format")
+            if fmt not in _KNOWN_FORMATS:
+                raise TraceFormatError(
+                    f"{path}: unknown trace format {fmt!r}; this version of netra_ws reads "
+                    f"{FORMAT!r} (upgrade netra_ws, or check that this is a netra-ws trace)"
+                )
+            return cls(meta, line, first_kind)
+        if first_frame_line is None and not any(r["kind"] in _KNOWN_KINDS for _, r in others):
+            kinds = sorted({record["kind"] for _, record in others})[:5]
+            raise TraceFormatError(
+                f"{path}: not a netra-ws trace: no 'meta' header and no known record kind "
+                f"(saw kinds {kinds})"
+            )
+        return cls({}, None, first_kind)
+
+    def warn(
+        self,
+        path: Path,
+        problems: list[tuple[int, str]],
+        *,
+        stacklevel: int,
+        chunk: int | None = None,
+    ) -> None:
+        """The warnings of the scan that found the header: skipped lines, no header."""
+        if problems:
+            _warn_skipped(path, problems, stacklevel=stacklevel + 1, chunk=chunk)
+        if not self.meta:
+            warnings.warn(
+                TraceWarning(
+                    f"{path}: no 'meta' header (the first record is {self.first_kind!r}); "
+                    "loaded without session, target and labels"
+                ),
+                stacklevel=stacklevel,
+            )
+
+    def scanned(self, scan: _columns.Scan, frames: pa.Table) -> _Scanned:
+        """``scan`` with ``frames`` (completed) and its other records, header left out."""
+        pairs = [(line, record) for line, record in scan.others if line != self.line]
+        others = [record for _, record in pairs]
+        other_lines = [line for line, _ in pairs]
+        return _Scanned(scan, frames, others, other_lines, self.line)
+
+
+def _warn_skipped(
+    path: Path, problems: list[tuple[int, str]], *, stacklevel: int, chunk: int | None = None
+) -> None:
+    where = f" in chunk {chunk}" if chunk is not None else ""
+    warnings.warn(
+        TraceWarning(
+            f"{path}: skipped {len(problems)} unreadable line(s){where} ({_describe(problems)})"
+        ),
+        stacklevel=stacklevel,
+    )
 
 
 def _describe(problems: list[tuple[int, str]], limit: int = 3) -> str:
@@ -1189,25 +1416,42 @@ def _cast_columns(table: pa.Table, columns: Mapping[str, str]) -> pa.Table:
 _NORMALIZED_COLUMNS = {name: FRAME_COLUMNS[name] for name in (*Event().fields(), "parse_error")}
 
 
-def _normalize_missing(stored: pa.Table) -> pa.Table:
+def _normalize_missing(stored: pa.Table, data_of: _columns.DataOf | None = None) -> pa.Table:
     """``stored`` with the normalized fields of text frames that were written without them.
 
     A recorder keeping up with a burst writes frames as received (see TraceWriter.frame);
-    their fields are derived from ``data`` here, exactly as frame_record() would have.
+    their fields are derived from ``data`` here, exactly as frame_record() would have. A
+    table without the ``data`` column (a partial read) gets the text of just those frames
+    from ``data_of``; only the normalized columns the table has are filled.
     """
+    names = set(stored.column_names)
+    if not {"opcode", "envelope", "parse_error"} <= names or ("data" not in names and not data_of):
+        return stored  # no normalized field asked for: nothing to add
     # The condition of complete_frame_record(), in columns.
     missing = pc.and_(
-        pc.and_(pc.equal(stored.column("opcode"), "text"), pc.is_valid(stored.column("data"))),
+        pc.equal(stored.column("opcode"), "text"),
         pc.and_(pc.is_null(stored.column("envelope")), pc.is_null(stored.column("parse_error"))),
     )
-    missing = pc.fill_null(missing, False).combine_chunks()
-    if not pc.any(missing).as_py():
+    if "data" in names:
+        missing = pc.and_(missing, pc.is_valid(stored.column("data")))
+    mask = pc.fill_null(missing, False).combine_chunks().to_numpy(zero_copy_only=False)
+    if not mask.any():
         return stored
-    fields = [_parse_text(text) for text in stored.column("data").filter(missing).to_pylist()]
-    filled = _columns.arrow_table(fields, _NORMALIZED_COLUMNS)
-    for name in _NORMALIZED_COLUMNS:
+    if "data" in names:
+        texts = stored.column("data").filter(pa.array(mask)).to_pylist()
+    else:
+        assert data_of is not None
+        texts = data_of(mask).to_pylist()
+        if None in texts:  # a text frame without data has no fields to derive
+            rows = np.flatnonzero(mask)
+            mask[rows[[text is None for text in texts]]] = False
+            texts = [text for text in texts if text is not None]
+    filled_columns = {name: dtype for name, dtype in _NORMALIZED_COLUMNS.items() if name in names}
+    filled = _columns.arrow_table([_parse_text(text) for text in texts], filled_columns)
+    where = pa.array(mask)
+    for name in filled_columns:
         column = pc.replace_with_mask(
-            stored.column(name).combine_chunks(), missing, filled.column(name).combine_chunks()
+            stored.column(name).combine_chunks(), where, filled.column(name).combine_chunks()
         )
         stored = stored.set_column(stored.schema.get_field_index(name), name, column)
     return stored
@@ -1219,7 +1463,8 @@ def _with_derived(
     """``stored`` plus the derived columns, in the order of ``columns``.
 
     ``session`` repeats the header's session id; ``t_wall`` is ``t_wall_ns`` (made a
-    datetime by the conversion to pandas); ``t_s`` counts seconds from ``t0_ns``.
+    datetime by the conversion to pandas); ``t_s`` counts seconds from ``t0_ns``;
+    ``truncated`` is False where a record does not say.
     """
     n = stored.num_rows
     arrays = []
@@ -1230,6 +1475,8 @@ def _with_derived(
             arrays.append(stored.column("t_wall_ns"))
         elif name == "t_s":
             arrays.append(_seconds_since(stored.column("t_mono_ns"), t0_ns))
+        elif name == "truncated":
+            arrays.append(pc.fill_null(stored.column(name), False))
         else:
             arrays.append(stored.column(name))
     return pa.Table.from_arrays(arrays, names=list(columns))

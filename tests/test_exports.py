@@ -99,6 +99,7 @@ PUBLIC = [
     "export_har",
     "find_stalls",
     "import_har",
+    "iter_trace",
     "load_profile",
     "load_traces",
     "mint_token",

@@ -652,7 +652,7 @@ def test_frame_columns_are_the_documented_ones():
     assert list(FRAME_COLUMNS) == [
         "session", "seq", "dir", "t_wall_ns", "t_mono_ns", "t_wall", "t_s", "opcode", "size",
         "event", "type", "envelope", "run_id", "thread_id", "user_id", "agent_name",
-        "tool_name", "error_code", "server_ts", "parse_error", "data",
+        "tool_name", "error_code", "server_ts", "parse_error", "truncated", "sha256", "data",
     ]  # fmt: skip
     assert FRAME_COLUMNS["t_wall"] == "datetime64[ns, UTC]"
     assert FRAME_COLUMNS["server_ts"] == "float64"
