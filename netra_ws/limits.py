@@ -24,7 +24,8 @@ class Limits:
     makes the client close the connection with 1009, which the verdicts name. Taking a frame
     costs about seven times its size in memory at the peak (inflating, decoding, hashing),
     so raise it only as far as the frames you expect.
-    ``record_limit``: the bytes of one frame's data that are recorded. A frame above it is
+    ``record_limit``: the bytes of one received frame's data that are recorded (a frame the
+    client sends is the user's own and is recorded whole). A frame above it is
     recorded with its first ``record_limit`` bytes, its full ``size`` and the SHA-256 of the
     whole (``sha256``), flagged ``truncated`` and not parsed (``parse_error`` says so).
     ``trace_budget``: the bytes one session records (its frames' data plus 300 bytes a

@@ -533,7 +533,8 @@ class TraceWriter:
                 data,
                 t_wall_ns=t_wall_ns,
                 t_mono_ns=t_mono_ns,
-                limit=self._limits.record_limit,
+                # What the client sends is the user's own: recorded whole.
+                limit=self._limits.record_limit if direction == "receive" else None,
             )
             if flush:
                 self._append(complete_frame_record(record))

@@ -338,7 +338,7 @@ def test_url_target_reads_its_token_from_the_environment(monkeypatch):
     monkeypatch.setenv("MY_TOKEN", "opaque-staging-credential")
     target = open_target("wss://staging.example/api/v1/websocket?x=1", token_env="MY_TOKEN")
     assert not target.embedded and target.where == target.url
-    assert target.connect_options() == {"token": "opaque-staging-credential", "auth": "header"}
+    assert _credentials(target) == ("opaque-staging-credential", "header")
     assert "$MY_TOKEN" in repr(target) and "opaque" not in repr(target)
     assert "x=1" not in target.label
     # Registered as a secret: even a token of no known shape is redacted everywhere.
@@ -346,7 +346,7 @@ def test_url_target_reads_its_token_from_the_environment(monkeypatch):
 
     monkeypatch.delenv("MY_TOKEN")
     bare = open_target("ws://127.0.0.1:1/ws", token_env="MY_TOKEN", auth="subprotocol")
-    assert bare.token is None and bare.connect_options() == {"token": None, "auth": "none"}
+    assert bare.token is None and _credentials(bare) == (None, "none")
     assert "not set" in repr(bare)
     assert bare.token_claims().empty and bare.faults().empty
     with pytest.raises(ValueError, match="auth must be one of"):
@@ -401,3 +401,9 @@ def test_verdict_and_auth_tables_render_for_a_person():
     ).to_html()
     assert ">t_ms</th>" in trace and "12.3 ms" in trace and "<NA>" not in trace
     assert ">1008</td>" in trace and "nan" not in trace
+
+
+def _credentials(target):
+    """What ``connect_options`` says about credentials (it also carries the trust settings)."""
+    options = target.connect_options()
+    return options["token"], options["auth"]

@@ -25,7 +25,7 @@ from websockets.asyncio.client import connect as ws_connect
 from websockets.asyncio.server import serve as ws_serve
 from websockets.exceptions import ConnectionClosed
 
-from netra_ws import TERMINAL_EVENTS, connect, read_trace
+from netra_ws import TERMINAL_EVENTS, Limits, connect, read_trace
 from netra_ws.errors import FrameParseError, HarFormatError, TraceFormatError
 from netra_ws.events import AGENT_EVENTS, normalize
 from netra_ws.har import HarWarning, import_har
@@ -275,7 +275,8 @@ def test_the_client_records_every_bad_frame_a_server_sends(make_server, tmp_path
     path = tmp_path / "client.jsonl"
 
     async def scenario():
-        async with connect(player.url, trace=path) as session:
+        # Every frame whole: the corpus holds frames over the default recording limit.
+        async with connect(player.url, trace=path, limits=Limits(record_limit=None)) as session:
             # Not collect(): the forged AUTH_FAILED among the frames would make it raise.
             # The reader records every frame whatever the caller does.
             async with asyncio.timeout(t(20)):

@@ -12,7 +12,7 @@ import re
 import pytest
 from conftest import RUN, run, t
 
-from netra_ws import TERMINAL_EVENTS, connect, read_trace
+from netra_ws import TERMINAL_EVENTS, Limits, connect, read_trace
 from netra_ws.server import Scenario, parse_fault
 from netra_ws.server import faults as faults_module
 from netra_ws.server.faults import BINARY_FRAME, FAULT_GRAMMAR, MALFORMED_FRAME
@@ -33,10 +33,11 @@ def fault_log(caplog):
 
 
 def _runs(url, path, texts=("analyze",)):
-    """One connection, one run per text in turn; the trace is written to ``path``."""
+    """One connection, one run per text in turn; the trace is written to ``path``, every
+    frame whole (the oversize fault's frame is over the default recording limit)."""
 
     async def scenario():
-        async with connect(url, trace=path) as session:
+        async with connect(url, trace=path, limits=Limits(record_limit=None)) as session:
             await session.expect("connection_established", timeout=t(5))
             for text in texts:
                 await session.send_user_message(text)

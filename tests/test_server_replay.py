@@ -9,7 +9,7 @@ import logging
 import pytest
 from conftest import run, t
 
-from netra_ws import TERMINAL_EVENTS, Trace, connect, read_trace
+from netra_ws import TERMINAL_EVENTS, Limits, Trace, connect, read_trace
 from netra_ws.server import Scenario, load_replay
 
 JITTERY = Scenario(
@@ -21,10 +21,12 @@ JITTERY = Scenario(
 
 
 def _record(url, path, *, wait_for_greeting=True, faults_close=False):
-    """Connect, send one user_message, collect the run (or until the server closes)."""
+    """Connect, send one user_message, collect the run (or until the server closes).
+
+    Every frame is recorded whole: the exactness of a replayed 1.5 MB frame is the point."""
 
     async def scenario():
-        async with connect(url, trace=path) as session:
+        async with connect(url, trace=path, limits=Limits(record_limit=None)) as session:
             if wait_for_greeting:
                 await session.expect("connection_established", timeout=t(5))
             await session.send_user_message("analyze")

@@ -62,7 +62,7 @@ def test_a_given_server_or_target_is_borrowed_and_never_stopped():
     with resolve_target(None, scenario=FAST) as owner:
         view = resolve_target(owner, auth="subprotocol")
         assert not view.owned and view.server is owner.server and view.token == owner.token
-        assert view.connect_options() == {"token": owner.token, "auth": "subprotocol"}
+        assert _credentials(view) == (owner.token, "subprotocol")
         view.stop()
         assert _welcome(owner)["user_id"] == DEFAULT_USER[:8] + "..."
 
@@ -74,7 +74,7 @@ def test_a_url_takes_its_token_from_the_environment_registered_as_a_secret(monke
     )
     assert not target.embedded and not target.owned and target.where == target.url
     assert target.token == "opaque-credential-for-the-target-test"
-    assert target.connect_options() == {"token": target.token, "auth": "header"}
+    assert _credentials(target) == (target.token, "header")
     assert "$TARGET_TEST_TOKEN" in target.token_source
     for shown in (repr(target), target.label, target.token_source):
         assert "opaque-credential" not in shown
@@ -103,8 +103,8 @@ def test_a_url_without_a_token_sends_no_auth_form(tmp_path, monkeypatch):
     with EmbeddedServer(auth="demo") as server:  # demo: accepts a connection with no token
         target = resolve_target(server.url, token_env="TARGET_TEST_TOKEN", auth="both")
         assert target.token is None and "not set" in target.token_source
-        assert target.connect_options() == {"token": None, "auth": "none"}
-        assert target.connect_options(auth="header") == {"token": None, "auth": "none"}
+        assert _credentials(target) == (None, "none")
+        assert target.connect_options(auth="header")["auth"] == "none"
         _welcome(target, trace=tmp_path / "bare.jsonl")
     opened = next(r for r in read_trace(tmp_path / "bare.jsonl").records if r["kind"] == "open")
     assert opened["auth"] == "none" and "Authorization" not in opened["request_header_names"]
@@ -182,3 +182,9 @@ def test_fault_logs_of_overlapping_targets_end_in_any_order():
     second.stop()
     assert second.faults()["kind"].tolist() == ["stall"]
     assert logger.level == before
+
+
+def _credentials(target):
+    """What ``connect_options`` says about credentials (it also carries the trust settings)."""
+    options = target.connect_options()
+    return options["token"], options["auth"]
