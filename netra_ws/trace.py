@@ -9,6 +9,10 @@ A trace file holds one JSON object per line, each with a ``kind``; the first is 
      "opcode":"text"|"binary","size":<bytes>,<normalized fields or parse_error>,"data":…}
     {"kind":"mark","label":…,"t_wall_ns":…,"t_mono_ns":…,…}        what a probe was doing
 
+A received frame over the recording limit (:class:`~netra_ws.limits.Limits`) keeps its first
+bytes in ``data`` with ``"truncated":true`` and ``"sha256"``; the writer's budget marks say
+where recording stopped (``data/README.md`` has every field).
+
 ``t_wall_ns`` is :func:`time.time_ns` (for humans and for joining with server logs);
 ``t_mono_ns`` is :func:`time.perf_counter_ns` (for gaps and durations). A frame's ``data`` is
 the text exactly as received (base64 for binary frames): a normalizer bug never loses evidence.
