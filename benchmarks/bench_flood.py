@@ -54,8 +54,6 @@ CLIENT = """
 import asyncio, json, resource, sys, time
 from pathlib import Path
 import netra_ws
-from netra_ws.trace import read_trace
-from netra_ws.verdicts import connection_end, kit_stopped
 
 url, trace, limits = sys.argv[1], Path(sys.argv[2]), json.loads(sys.argv[3])
 
@@ -69,10 +67,8 @@ async def main():
         del got  # what the caller kept is let go: the session goes on until the end
         while not session.closed:
             await asyncio.sleep(0.1)
-    records = read_trace(trace).records
     print(json.dumps({
         "collect_s": took, "frames": frames,
-        "ended": kit_stopped(records) or connection_end(records).words,
         "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         "trace_mb": trace.stat().st_size / 2**20,
     }))
@@ -89,24 +85,34 @@ print(json.dumps({"load_s": time.perf_counter() - started, "rows": len(frame),
                   "load_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
 """
 
+# How the connection ended, in the verdicts' words (its own process: reading every record
+# of a 256 MiB trace is not what the client or the loader is measured for).
+ENDING = """
+import json, sys
+from netra_ws.trace import read_trace
+from netra_ws.verdicts import connection_end, kit_stopped
+records = read_trace(sys.argv[1]).records
+print(json.dumps({"ended": kit_stopped(records) or connection_end(records).words}))
+"""
+
+
+def _child(code: str, *args: str) -> dict[str, object]:
+    done = subprocess.run(
+        [sys.executable, "-c", code, *args], capture_output=True, text=True, timeout=600
+    )
+    if done.returncode != 0:
+        raise SystemExit(f"a benchmark process failed:\n{done.stderr[-3000:]}")
+    result: dict[str, object] = json.loads(done.stdout)
+    return result
+
 
 def run_flood(name: str, limits: dict[str, int | None], folder: Path) -> dict[str, object]:
     count, size = FLOODS[name]
     trace = folder / f"{name}-{len(list(folder.iterdir()))}.jsonl"
     with HostileServer(deflate_flood(count, size, linger=120)) as server:
-        client = subprocess.run(
-            [sys.executable, "-c", CLIENT, server.url, str(trace), json.dumps(limits)],
-            capture_output=True,
-            text=True,
-            timeout=600,
-        )
-    if client.returncode != 0:
-        raise SystemExit(f"the client failed:\n{client.stderr[-3000:]}")
-    result = json.loads(client.stdout)
-    loader = subprocess.run(
-        [sys.executable, "-c", LOADER, str(trace)], capture_output=True, text=True, timeout=600
-    )
-    result.update(json.loads(loader.stdout) if loader.returncode == 0 else {"load_rss_mb": None})
+        result = _child(CLIENT, server.url, str(trace), json.dumps(limits))
+    result.update(_child(LOADER, str(trace)))
+    result.update(_child(ENDING, str(trace)))
     trace.unlink()
     return result
 
