@@ -886,7 +886,8 @@ class connect:
                 "limits= applies to the trace writer connect() makes: pass them to the "
                 "TraceWriter you give instead (TraceWriter(…, limits=…))"
             )
-        self._limits = limits or DEFAULT_LIMITS
+        # One set of limits for the connection and its trace: a writer given brings its own.
+        self._limits = trace.limits if isinstance(trace, TraceWriter) else limits or DEFAULT_LIMITS
         self._session: Session | None = None
 
     def _writer(self) -> TraceWriter:

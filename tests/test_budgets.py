@@ -183,3 +183,19 @@ def test_unread_frames_are_spilled_to_the_trace_and_come_back_in_order(tmp_path,
     assert [r.data.encode() for r in got.frames[1:]] == sent  # every one back, in order
     assert [r.seq for r in got.frames] == list(range(1, 302))
     assert left == 0 and kept == []  # handed out: the session keeps no copy
+
+
+def test_a_trace_writer_given_brings_its_limits_to_the_connection():
+    writer = TraceWriter(None, limits=Limits(frame_limit=1000))
+
+    async def go():
+        async with connect(srv.url, trace=writer) as session:
+            return await session.collect(None, timeout=t(3))
+
+    with HostileServer(welcome_then(frame(0x1, _thinking(0, 5000)), linger=t(3))) as srv:
+        got = run(go())
+    assert got.reason == "closed" and len(got) == 1  # the welcome; the big frame refused
+    close = next(r for r in writer.records if r["kind"] == "close")
+    assert close["sent_code"] == 1009
+    with pytest.raises(ValueError, match="pass them to the TraceWriter"):
+        connect("ws://127.0.0.1:1/x", trace=writer, limits=Limits())
