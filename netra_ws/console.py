@@ -17,6 +17,7 @@ printed without colour, so the console can be scripted and piped.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import sys
@@ -359,6 +360,14 @@ async def _console(target: Target, path: Path, color: bool, interactive: bool) -
         await session.close()
         await watcher
     say(console.summary())
+    if interactive:
+        # The last lines must reach the terminal before the process ends: a pseudo-terminal
+        # (an IDE's, tmux's, pexpect's) can drop what is still queued when its writer exits.
+        with contextlib.suppress(ImportError, OSError):  # no termios: Windows
+            import termios
+
+            with contextlib.suppress(termios.error):
+                termios.tcdrain(sys.stdout.fileno())
     return 0
 
 
