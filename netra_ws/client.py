@@ -310,6 +310,8 @@ class Session:
         self._spilled = 0  # seqs in _pending
         self._ready_items: collections.deque[Received] = collections.deque()
         self._frames_received = 0
+        self._received_view: list[Received] = []  # what `received` returned, kept once asked
+        self._received_scanned = 0  # trace records looked at for it
         self.close_code: int | None = None
         self.close_reason: str | None = None
         self._arrived = asyncio.Event()  # set when frames or the close arrive
@@ -377,12 +379,17 @@ class Session:
     @property
     def received(self) -> list[Received]:
         """Every frame received so far, in order (whether or not anyone read it), from the
-        trace: a session recording to a file reads them back from it (see :meth:`records`)."""
-        return [
-            Received(r)
-            for r in self._writer.records
-            if r.get("kind") == "frame" and r.get("dir") == "receive"
-        ]
+        trace: a session recording to a file reads them back from it (see :meth:`records`).
+
+        Asked often (a console follows it), it parses only what is new since the last call;
+        once asked, the frames are kept for the next call.
+        """
+        new = self._writer.records_since(self._received_scanned)
+        self._received_scanned += len(new)
+        self._received_view.extend(
+            Received(r) for r in new if r.get("kind") == "frame" and r.get("dir") == "receive"
+        )
+        return self._received_view
 
     @property
     def frames_received(self) -> int:

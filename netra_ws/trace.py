@@ -183,7 +183,6 @@ class TraceWarning(UserWarning):
 # --- writing -------------------------------------------------------------------------------
 
 
-
 # The mark a writer leaves when its trace budget is reached; nothing is recorded after it.
 BUDGET_MARK = "recording stopped: trace budget reached"
 # The writer's last mark when frames came after the budget: how many were not recorded.
@@ -432,15 +431,21 @@ class TraceWriter:
         only the lines written since the last call are parsed (a list of those records is
         then kept, as the caller asked for them).
         """
+        return self.records_since(0)
+
+    def records_since(self, start: int) -> list[dict[str, Any]]:
+        """The records after the first ``start`` (meta excluded), in order: a reader that
+        follows the trace passes how many it has, and gets only the new ones."""
         with self._lock:
             if self._path is not None:
-                return self._read_back()
-            # Frames buffered, or written during a burst, get their fields now.
-            for record in itertools.islice(self._records, self._complete_upto, None):
-                if record["kind"] == "frame":
-                    complete_frame_record(record)
-            self._complete_upto = len(self._records)
-            return list(self._records)
+                self._read_back()
+            else:
+                # Frames buffered, or written during a burst, get their fields now.
+                for record in itertools.islice(self._records, self._complete_upto, None):
+                    if record["kind"] == "frame":
+                        complete_frame_record(record)
+                self._complete_upto = len(self._records)
+            return self._records[start:]
 
     def frame_at(self, seq: int) -> dict[str, Any]:
         """The record of frame ``seq`` as written, read back from the file (a writer with a
@@ -461,8 +466,8 @@ class TraceWriter:
             raise TraceFormatError(f"{self._path}: frame {seq} is not where it was written")
         return complete_frame_record(record)
 
-    def _read_back(self) -> list[dict[str, Any]]:
-        # Called with the lock held.
+    def _read_back(self) -> None:
+        # Called with the lock held: the lines written since the last call, parsed.
         assert self._path is not None
         if self._pending and not self._closed:
             self._write_pending()
@@ -478,7 +483,6 @@ class TraceWriter:
                 if record["kind"] == "frame":
                     complete_frame_record(record)
                 self._records.append(record)
-        return list(self._records)
 
     def to_trace(self) -> Trace:
         """The records so far as a :class:`Trace` (read back from the file, if any)."""

@@ -199,3 +199,14 @@ def test_a_trace_writer_given_brings_its_limits_to_the_connection():
     assert close["sent_code"] == 1009
     with pytest.raises(ValueError, match="pass them to the TraceWriter"):
         connect("ws://127.0.0.1:1/x", trace=writer, limits=Limits())
+
+
+def test_a_file_writer_follows_its_trace_a_few_new_lines_at_a_time(tmp_path):
+    # A console asks for the received frames 50 times a second: only what is new is parsed.
+    with TraceWriter(tmp_path / "t.jsonl") as writer:
+        writer.frame("receive", '{"type":"a"}', t_wall_ns=1, t_mono_ns=1)
+        first = writer.records_since(0)
+        writer.frame("receive", '{"type":"b"}', t_wall_ns=2, t_mono_ns=2, flush=False)
+        assert [r["event"] for r in writer.records_since(len(first))] == ["b"]
+        assert writer._records[0] is first[0]  # parsed once, kept once asked for
+    assert [r["seq"] for r in writer.records] == [1, 2]
