@@ -83,6 +83,9 @@ def test_the_scan_finds_every_form_it_looks_for(tmp_path):
     other = mint_token("someone-else")  # unknown to the scan, but JWT-shaped
     _, leaks = scan_for_secrets([], {"x": encode_subprotocol_token(other)}, {}, any_jwt=True)
     assert leaks and leaks[0].startswith("a base64url JWT in x")
+    # 'ZXlK' and twenty letters in a PNG's base64 (a notebook chart) are not a token.
+    chart = "iVBORw0KGgoAAAANSUhEUgZXlKSgqGDRuGxYsX63Sc4sWLYabc+/9k="
+    assert scan_for_secrets([], {"chart": chart}, {}, any_jwt=True)[1] == []
 
 
 def test_debug_logs_of_client_and_server_hold_no_token(make_server, caplog):

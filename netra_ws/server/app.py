@@ -198,7 +198,36 @@ class ServerConfig:
         return tuple(f for f in self.faults if isinstance(f, Fault))
 
 
-class ReferenceServer:
+class Listening:
+    """The address and the tokens of a server listening on ``config.host`` and ``port``: one
+    process (:class:`ReferenceServer`) or several on one port
+    (:class:`~netra_ws.server.embedded.ServerWorkers`)."""
+
+    config: ServerConfig
+    _secret: str  # the resolved signing secret
+
+    @property
+    def port(self) -> int:
+        raise NotImplementedError
+
+    @property
+    def base_url(self) -> str:
+        return f"ws://{self.config.host}:{self.port}"
+
+    @property
+    def url(self) -> str:
+        """The main endpoint, ``ws://127.0.0.1:<port>/api/v1/websocket``."""
+        return self.base_url + self.config.paths[0]
+
+    def token(self, user_id: str = "test-user", **claims: Any) -> str:
+        """A token this server accepts (same secret and environment); ``claims`` are
+        :func:`netra_ws.tokens.mint_token`'s options, e.g. ``expires_in=-60`` for a refused one.
+        """
+        claims.setdefault("env", self.config.environment)
+        return mint_token(user_id, secret=self._secret, **claims)
+
+
+class ReferenceServer(Listening):
     """The Netra reference server on one event loop.
 
     Use ``async with ReferenceServer(auth="strict") as server:`` and connect to
@@ -306,22 +335,6 @@ class ReferenceServer:
         if self._server is None:
             raise RuntimeError("server not started: call start() or use 'async with'")
         return self._server.sockets[0].getsockname()[1]
-
-    @property
-    def base_url(self) -> str:
-        return f"ws://{self.config.host}:{self.port}"
-
-    @property
-    def url(self) -> str:
-        """The main endpoint, ``ws://127.0.0.1:<port>/api/v1/websocket``."""
-        return self.base_url + self.config.paths[0]
-
-    def token(self, user_id: str = "test-user", **claims: Any) -> str:
-        """A token this server accepts (same secret and environment); ``claims`` are
-        :func:`netra_ws.tokens.mint_token`'s options, e.g. ``expires_in=-60`` for a refused one.
-        """
-        claims.setdefault("env", self.config.environment)
-        return mint_token(user_id, secret=self._secret, **claims)
 
     # -- handshake ---------------------------------------------------------------------
 

@@ -17,8 +17,8 @@ from multiprocessing.process import BaseProcess
 from typing import Any
 
 from .._loop import LoopThread
-from ..tokens import mint_token, resolve_secret
-from .app import ReferenceServer, ServerConfig, conn_log
+from ..tokens import resolve_secret
+from .app import Listening, ReferenceServer, ServerConfig, conn_log
 
 __all__ = ["EmbeddedServer", "ServerWorkers"]
 
@@ -94,7 +94,7 @@ class EmbeddedServer:
         return self.server.token(user_id, **claims)
 
 
-class ServerWorkers:
+class ServerWorkers(Listening):
     """The reference server in ``workers`` processes sharing one port (``serve --workers N``).
 
     A single server is one CPU-bound process: under a load test it saturates before the
@@ -125,6 +125,7 @@ class ServerWorkers:
             raise ValueError(f"workers must be at least 1, not {workers}")
         self.workers = workers
         self.config = replace(config or ServerConfig(), **overrides)
+        self._secret = resolve_secret(self.config.secret)  # every worker resolves the same
         self.verbose = verbose
         self._port: int | None = None
         self._processes: list[BaseProcess] = []
@@ -225,20 +226,6 @@ class ServerWorkers:
         if self._port is None:
             raise RuntimeError("workers not started: call start() or use 'with'")
         return self._port
-
-    @property
-    def base_url(self) -> str:
-        return f"ws://{self.config.host}:{self.port}"
-
-    @property
-    def url(self) -> str:
-        """The main endpoint URL, the same for every worker."""
-        return self.base_url + self.config.paths[0]
-
-    def token(self, user_id: str = "test-user", **claims: Any) -> str:
-        """A token every worker accepts; see :func:`netra_ws.tokens.mint_token`."""
-        claims.setdefault("env", self.config.environment)
-        return mint_token(user_id, secret=resolve_secret(self.config.secret), **claims)
 
 
 def _quiet_connections(record: logging.LogRecord) -> bool:
