@@ -90,9 +90,12 @@ print(json.dumps({"load_s": time.perf_counter() - started, "rows": len(frame),
 ENDING = """
 import json, sys
 from netra_ws.trace import read_trace
+from netra_ws.untrusted import for_terminal
 from netra_ws.verdicts import connection_end, kit_stopped
 records = read_trace(sys.argv[1]).records
-print(json.dumps({"ended": kit_stopped(records) or connection_end(records).words}))
+# The close reason in these words is the server's: escaped before it reaches the terminal.
+words = kit_stopped(records) or connection_end(records).words
+print(json.dumps({"ended": for_terminal(words, limit=1000)}))
 """
 
 
